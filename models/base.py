@@ -1,0 +1,95 @@
+"""One interface for every retriever/ranker in the zoo.
+
+Life cycle, one DVC stage per step (library code here knows nothing of DVC):
+
+    model = create(name, spec, ctx)            # spec = params.yaml `models.<name>`
+    model.fit(train)                           # train@<name>: learn from training queries
+    model.save(model_dir)                      #   (no-op learning for zero-shot models)
+    model = load(model_dir, ctx)
+    model.build_index(items, index_dir)        # index@<name>: catalog-side structures
+    model = open_model(model_dir, index_dir, ctx)
+    run = model.retrieve(queries, k)           # evaluate@<name>, `shelflab retrieve`
+
+`model_dir` always holds `shelflab-model.json` ({"name", "family", "params"}) so a model can
+be re-opened from its directory alone.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+MODEL_FILE = "shelflab-model.json"
+
+
+@dataclass
+class TrainData:
+    """What a trainable model may learn from: train/valid queries with qrels, and the catalog."""
+
+    items: pl.DataFrame  # item_id, text
+    train_queries: pl.DataFrame  # query_id, text
+    train_qrels: pl.DataFrame  # query_id, item_id, grade
+    valid_queries: pl.DataFrame | None = None
+    valid_qrels: pl.DataFrame | None = None
+
+
+@dataclass
+class ModelContext:
+    """Where a model finds things outside its own directories."""
+
+    device: str = "cpu"
+    cache_dir: Path = Path(".cache/shelflab")
+    # opens another model of the same pipeline by name (hybrid fuses its components)
+    resolve: Callable[[str], Retriever] | None = None
+    show_progress: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Retriever(ABC):
+    """A fitted/loaded model that turns queries into a run."""
+
+    family: ClassVar[str]
+
+    def __init__(self, name: str, params: dict[str, Any], ctx: ModelContext) -> None:
+        self.name = name
+        self.params = dict(params)
+        self.ctx = ctx
+
+    # --- train@ ---------------------------------------------------------------
+    def fit(self, train: TrainData) -> None:  # noqa: B027 - zero-shot models learn nothing
+        """Learn from training data; zero-shot models keep the default no-op."""
+
+    def save(self, model_dir: Path) -> None:
+        """Write everything `load` needs into `model_dir` (which exists and is empty)."""
+        (model_dir / MODEL_FILE).write_text(
+            json.dumps({"name": self.name, "family": self.family, "params": self.params},
+                       indent=2, sort_keys=True)
+        )
+        self.save_extra(model_dir)
+
+    def save_extra(self, model_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Families with learned weights write them here."""
+
+    def load_extra(self, model_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Families with learned weights read them here."""
+
+    # --- index@ ---------------------------------------------------------------
+    @abstractmethod
+    def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
+        """Index the whole catalog (`item_id`, `text`) into `index_dir` (exists, empty)."""
+
+    @abstractmethod
+    def open_index(self, index_dir: Path) -> None:
+        """Load what `build_index` wrote, ready for `retrieve`."""
+
+    # --- evaluate@ / retrieve ---------------------------------------------------
+    @abstractmethod
+    def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
+        """queries (`query_id`, `text`) -> run (`query_id`, `item_id`, `score`, `rank`), at most
+        k rows per query, rank 1 = best, scores descending within a query."""

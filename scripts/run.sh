@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs (if needed), reproduces the pipeline on the configured data (the shipped sample by
+# default) and prints the leaderboard.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+bash scripts/bootstrap.sh
+dvc repro "$@"
+shelflab leaderboard

@@ -1,0 +1,127 @@
+"""`shelflab` command line. Imports stay inside the handlers: `shelflab --help` must be fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+DEFAULT_METRICS = "ndcg@10,ndcg@100,recall@10,recall@100,precision@10,mrr,hit@10,map@100"
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shelflab",
+        description="Experiment registry and evaluation harness for e-commerce search and "
+        "recommendation.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ev = sub.add_parser("evaluate", help="score a run against qrels (TREC, Parquet or CSV)")
+    ev.add_argument("--qrels", required=True, help="TREC qrels (qid 0 docid grade) or table")
+    ev.add_argument("--run", required=True, help="TREC run (qid Q0 docid rank score tag) or table")
+    ev.add_argument("--metrics", type=_csv, default=_csv(DEFAULT_METRICS),
+                    help=f"comma-separated metric names (default {DEFAULT_METRICS})")
+    ev.add_argument("--relevance-threshold", type=float, default=1.0,
+                    help="binary metrics count grade >= this (default 1, as trec_eval)")
+    ev.add_argument("--per-query", metavar="OUT", help="write per-query values (.parquet/.csv)")
+    ev.add_argument("--format", choices=["table", "json"], default="table")
+    ev.set_defaults(handler=cmd_evaluate)
+
+    rt = sub.add_parser("retrieve", help="run a model built by `dvc repro` on new queries")
+    rt.add_argument("--model", required=True, help="model name from params.yaml")
+    rt.add_argument("--queries", required=True, help="TSV query_id<TAB>text (no header) or Parquet")
+    rt.add_argument("--k", type=int, default=100)
+    rt.add_argument("--out", required=True, help="TREC run file to write")
+    rt.set_defaults(handler=cmd_retrieve)
+
+    lb = sub.add_parser("leaderboard", help="all models of an MLflow experiment, with CIs")
+    lb.add_argument("--experiment", help="MLflow experiment (default from params.yaml)")
+    lb.add_argument("--metric", help="sort metric (default leaderboard.metric in params.yaml)")
+    lb.add_argument("--metrics", type=_csv, help="columns (default leaderboard.metrics)")
+    lb.add_argument("--split", help="split (default leaderboard.split)")
+    lb.add_argument("--baseline", help="model for the paired test (default leaderboard.baseline)")
+    lb.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    lb.set_defaults(handler=cmd_leaderboard)
+    return parser
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from shelflab.data_io.trec import read_qrels, read_run
+    from shelflab.evaluation.harness import evaluate
+    from shelflab.evaluation.metrics import validate_metric_names
+    from shelflab.evaluation.significance import summarize
+    from shelflab.tables import write_table
+
+    validate_metric_names(args.metrics)
+    qrels = read_qrels(args.qrels)
+    run = read_run(args.run)
+    result = evaluate(qrels, run, args.metrics, relevance_threshold=args.relevance_threshold)
+    if args.per_query:
+        write_table(result.per_query, args.per_query)
+    if args.format == "json":
+        print(json.dumps({m: result.means[m] for m in args.metrics}))
+        return
+    summary = summarize(result.per_query, args.metrics)
+    print(f"queries evaluated: {result.n_evaluated}")
+    for row in summary.iter_rows(named=True):
+        print(f"{row['metric']:<16} {row['mean']:.4f}  "
+              f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]")
+
+
+def cmd_retrieve(args: argparse.Namespace) -> None:
+    from shelflab.config import find_root
+    from shelflab.contract import validate_run
+    from shelflab.data_io.queries import read_queries
+    from shelflab.data_io.trec import write_run_trec
+    from shelflab.enrich import normalize_frame
+    from shelflab.layout import Layout
+    from shelflab.pipeline import load_text_normalization, open_built_model
+
+    if args.k < 1:
+        raise SystemExit("shelflab: error: --k must be at least 1")
+    layout = Layout(find_root())
+    queries = read_queries(args.queries)
+    model = open_built_model(layout, args.model, show_progress=sys.stderr.isatty())
+    queries = normalize_frame(queries, load_text_normalization(layout.index_dir(args.model)))
+    run = validate_run(model.retrieve(queries.select("query_id", "text"), args.k), "model run")
+    write_run_trec(run, args.out, tag=f"shelflab-{args.model}")
+    print(f"wrote {run.height} rows for {run['query_id'].n_unique()} queries to {args.out}",
+          file=sys.stderr)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from shelflab.leaderboard_cli import show_leaderboard
+
+    print(show_leaderboard(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from shelflab.config import quiet_environment
+    from shelflab.errors import ShelfLabError
+
+    quiet_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except ShelfLabError as exc:
+        print(f"shelflab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

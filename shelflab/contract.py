@@ -1,0 +1,141 @@
+"""The one contract every track shares (TREC / ranx style).
+
+- queries: query_id (str), text (str)            [next-item track later: history list[str]]
+- qrels:   query_id (str), item_id (str), grade (float; 0 = not relevant; unjudged = 0)
+- run:     query_id (str), item_id (str), score (float), rank (int, 1 = best)
+- items:   item_id (str), text (str) plus optional fields
+
+Ids are strings everywhere so that TREC files, Parquet and CSV round-trip without surprises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from shelflab.errors import InputError
+
+QUERY_ID, ITEM_ID, TEXT, GRADE, SCORE, RANK = "query_id", "item_id", "text", "grade", "score", "rank"
+
+QUERIES_SCHEMA = {QUERY_ID: pl.String, TEXT: pl.String}
+QRELS_SCHEMA = {QUERY_ID: pl.String, ITEM_ID: pl.String, GRADE: pl.Float64}
+RUN_SCHEMA = {QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64, RANK: pl.Int64}
+ITEMS_SCHEMA = {ITEM_ID: pl.String, TEXT: pl.String}
+
+
+def require_columns(df: pl.DataFrame, columns: list[str], source: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"missing column(s) {', '.join(missing)}; found {', '.join(df.columns) or 'none'}",
+            path=source,
+            expected=f"columns {', '.join(columns)}",
+        )
+
+
+def _cast(df: pl.DataFrame, schema: dict[str, pl.DataType], source: str) -> pl.DataFrame:
+    require_columns(df, list(schema), source)
+    out = []
+    for name, dtype in schema.items():
+        col = df[name]
+        if dtype == pl.String:
+            out.append(col.cast(pl.String))
+            continue
+        cast = col.cast(dtype, strict=False)
+        bad = cast.is_null() & col.is_not_null()
+        if bad.any():
+            i = int(bad.arg_max())
+            raise InputError(
+                f"column {name!r} has {col[i]!r}",
+                path=source,
+                row=i + 1,
+                expected=f"a {dtype} value",
+            )
+        out.append(cast)
+    return pl.DataFrame(out).with_columns(
+        [df[c] for c in df.columns if c not in schema]
+    )
+
+
+def _first_null(df: pl.DataFrame, columns: list[str], source: str) -> None:
+    for name in columns:
+        nulls = df[name].is_null()
+        if nulls.any():
+            raise InputError(
+                f"empty {name!r}", path=source, row=int(nulls.arg_max()) + 1,
+                expected=f"a non-empty {name}",
+            )
+
+
+def validate_queries(df: pl.DataFrame, source: str = "queries") -> pl.DataFrame:
+    """Cast and check a queries table; empty text is an error (the loaders quarantine such
+    rows before this point, so reaching here means the caller passed bad data directly)."""
+    df = _cast(df, QUERIES_SCHEMA, source)
+    _first_null(df, [QUERY_ID, TEXT], source)
+    empty = df[TEXT].str.strip_chars().str.len_chars() == 0
+    if empty.any():
+        raise InputError("empty query text", path=source, row=int(empty.arg_max()) + 1,
+                         expected="non-empty text")
+    dup = df[QUERY_ID].is_duplicated()
+    if dup.any():
+        i = int(dup.arg_max())
+        raise InputError(f"duplicate query_id {df[QUERY_ID][i]!r}", path=source, row=i + 1,
+                         expected="one row per query_id")
+    return df
+
+
+def validate_qrels(df: pl.DataFrame, source: str = "qrels") -> pl.DataFrame:
+    """Cast and check qrels: finite grades, one grade per (query_id, item_id). Exact duplicate
+    rows are harmless and collapsed; conflicting grades are an error."""
+    df = _cast(df, QRELS_SCHEMA, source)
+    _first_null(df, [QUERY_ID, ITEM_ID, GRADE], source)
+    _finite(df, GRADE, source)
+    df = df.unique(subset=[QUERY_ID, ITEM_ID, GRADE], keep="first", maintain_order=True)
+    dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated())[QUERY_ID]
+    if dup.any():
+        i = int(dup.arg_max())
+        q, d = df[QUERY_ID][i], df[ITEM_ID][i]
+        grades = df.filter((pl.col(QUERY_ID) == q) & (pl.col(ITEM_ID) == d))[GRADE].to_list()
+        raise InputError(
+            f"conflicting grades {grades} for query {q!r}, item {d!r}", path=source,
+            expected="one grade per (query_id, item_id)",
+        )
+    return df
+
+
+def validate_run(df: pl.DataFrame, source: str = "run") -> pl.DataFrame:
+    """Cast and check a run: finite scores, no duplicate (query_id, item_id). When `rank` is
+    absent it is derived from the score (descending)."""
+    if RANK not in df.columns and SCORE in df.columns:
+        df = add_rank(df)
+    df = _cast(df, RUN_SCHEMA, source)
+    _first_null(df, [QUERY_ID, ITEM_ID, SCORE], source)
+    _finite(df, SCORE, source)
+    dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated())[QUERY_ID]
+    if dup.any():
+        i = int(dup.arg_max())
+        raise InputError(
+            f"duplicate (query_id, item_id) = ({df[QUERY_ID][i]!r}, {df[ITEM_ID][i]!r})",
+            path=source, row=i + 1, expected="each item at most once per query",
+        )
+    return df
+
+
+def add_rank(run: pl.DataFrame) -> pl.DataFrame:
+    """Rank 1..n per query by score descending; ties broken by item_id descending, the order
+    trec_eval uses, so ranks written by ShelfLab agree with how trec_eval reads the run."""
+    return (
+        run.sort([QUERY_ID, SCORE, ITEM_ID], descending=[False, True, True])
+        .with_columns(pl.int_range(1, pl.len() + 1).over(QUERY_ID).cast(pl.Int64).alias(RANK))
+    )
+
+
+def _finite(df: pl.DataFrame, name: str, source: str) -> None:
+    bad = ~df[name].is_finite()
+    if bad.any():
+        i = int(bad.arg_max())
+        value = df[name][i]
+        shown = "NaN" if value is not None and math.isnan(value) else repr(value)
+        raise InputError(f"non-finite {name} {shown}", path=source, row=i + 1,
+                         expected="a finite number")

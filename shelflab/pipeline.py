@@ -1,0 +1,64 @@
+"""Glue between the pipeline layout and the model zoo: used by the stages and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from shelflab.contract import QUERY_ID
+from shelflab.errors import UnknownModelError
+from shelflab.layout import Layout
+
+ENRICH_FILE = "text-normalization.json"
+
+
+def model_context(layout: Layout, show_progress: bool = False):
+    from shelflab.models.base import ModelContext
+    from shelflab.models.device import pick_device
+
+    return ModelContext(device=pick_device(), cache_dir=layout.cache_dir,
+                        show_progress=show_progress)
+
+
+def split_frame(df: pl.DataFrame, splits: pl.DataFrame, split: str) -> pl.DataFrame:
+    ids = splits.filter(pl.col("split") == split).select(QUERY_ID)
+    return df.join(ids, on=QUERY_ID, how="semi")
+
+
+def train_data(layout: Layout):
+    from shelflab.models.base import TrainData
+
+    items = pl.read_parquet(layout.enriched / "items.parquet")
+    queries = pl.read_parquet(layout.enriched / "queries.parquet")
+    qrels = pl.read_parquet(layout.qrels)
+    splits = pl.read_parquet(layout.splits)
+    return TrainData(
+        items=items,
+        train_queries=split_frame(queries, splits, "train"),
+        train_qrels=split_frame(qrels, splits, "train"),
+        valid_queries=split_frame(queries, splits, "valid"),
+        valid_qrels=split_frame(qrels, splits, "valid"),
+    )
+
+
+def open_built_model(layout: Layout, name: str, show_progress: bool = False):
+    """Open the model `name` as the last `dvc repro` built it."""
+    from shelflab.models import open_model
+
+    built = layout.built_models()
+    if name not in built:
+        raise UnknownModelError(name, built or ["(none built: run `dvc repro` first)"])
+    ctx = model_context(layout, show_progress)
+    return open_model(layout.model_dir(name), layout.index_dir(name), ctx)
+
+
+def save_text_normalization(index_dir: Path, cfg: dict[str, Any]) -> None:
+    (index_dir / ENRICH_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+
+
+def load_text_normalization(index_dir: Path) -> dict[str, Any]:
+    path = index_dir / ENRICH_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}

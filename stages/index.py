@@ -1,0 +1,29 @@
+"""index@<model>: index the whole catalog with the trained model."""
+
+import sys
+import time
+
+import polars as pl
+
+from shelflab.atomic import atomic_dir
+from shelflab.config import find_root, load_params
+from shelflab.layout import Layout
+from shelflab.models import load
+from shelflab.pipeline import model_context, save_text_normalization
+
+
+def main(name: str) -> None:
+    layout = Layout(find_root())
+    enrich = load_params()["enrich"]
+    model = load(layout.model_dir(name), model_context(layout, show_progress=True))
+    items = pl.read_parquet(layout.enriched / "items.parquet")
+    start = time.perf_counter()
+    with atomic_dir(layout.index_dir(name)) as tmp:
+        model.build_index(items, tmp)
+        # the query side must be normalised exactly as the indexed text was
+        save_text_normalization(tmp, enrich)
+    print(f"index@{name}: {items.height} items in {time.perf_counter() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

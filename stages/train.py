@@ -1,0 +1,25 @@
+"""train@<model>: fit the model on the train split (zero-shot models only record their spec)."""
+
+import sys
+import time
+
+from shelflab.atomic import atomic_dir
+from shelflab.config import find_root, load_params, model_spec
+from shelflab.layout import Layout
+from shelflab.models import create
+from shelflab.pipeline import model_context, train_data
+
+
+def main(name: str) -> None:
+    layout = Layout(find_root())
+    spec = model_spec(load_params(), name)
+    model = create(name, spec, model_context(layout, show_progress=True))
+    start = time.perf_counter()
+    model.fit(train_data(layout))
+    with atomic_dir(layout.model_dir(name)) as tmp:
+        model.save(tmp)
+    print(f"train@{name}: {spec['family']} ready in {time.perf_counter() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
