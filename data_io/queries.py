@@ -23,8 +23,9 @@ def read_queries(path: str | Path) -> pl.DataFrame:
                 try:
                     line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
                 except UnicodeDecodeError:
-                    raise InputError("not valid UTF-8", path=path, row=n,
-                                     expected="a UTF-8 text file") from None
+                    raise InputError(
+                        "not valid UTF-8", path=path, row=n, expected="a UTF-8 text file"
+                    ) from None
                 if not line.strip():
                     continue
                 fields = line.split("\t")

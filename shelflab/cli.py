@@ -24,10 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a run against qrels (TREC, Parquet or CSV)")
     ev.add_argument("--qrels", required=True, help="TREC qrels (qid 0 docid grade) or table")
     ev.add_argument("--run", required=True, help="TREC run (qid Q0 docid rank score tag) or table")
-    ev.add_argument("--metrics", type=_csv, default=_csv(DEFAULT_METRICS),
-                    help=f"comma-separated metric names (default {DEFAULT_METRICS})")
-    ev.add_argument("--relevance-threshold", type=float, default=1.0,
-                    help="binary metrics count grade >= this (default 1, as trec_eval)")
+    ev.add_argument(
+        "--metrics",
+        type=_csv,
+        default=_csv(DEFAULT_METRICS),
+        help=f"comma-separated metric names (default {DEFAULT_METRICS})",
+    )
+    ev.add_argument(
+        "--relevance-threshold",
+        type=float,
+        default=1.0,
+        help="binary metrics count grade >= this (default 1, as trec_eval)",
+    )
     ev.add_argument("--per-query", metavar="OUT", help="write per-query values (.parquet/.csv)")
     ev.add_argument("--format", choices=["table", "json"], default="table")
     ev.set_defaults(handler=cmd_evaluate)
@@ -71,8 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     summary = summarize(result.per_query, args.metrics)
     print(f"queries evaluated: {result.n_evaluated}")
     for row in summary.iter_rows(named=True):
-        print(f"{row['metric']:<16} {row['mean']:.4f}  "
-              f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]")
+        print(f"{row['metric']:<16} {row['mean']:.4f}  [{row['ci_low']:.4f}, {row['ci_high']:.4f}]")
 
 
 def cmd_retrieve(args: argparse.Namespace) -> None:
@@ -92,8 +99,10 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
     queries = normalize_frame(queries, load_text_normalization(layout.index_dir(args.model)))
     run = validate_run(model.retrieve(queries.select("query_id", "text"), args.k), "model run")
     write_run_trec(run, args.out, tag=f"shelflab-{args.model}")
-    print(f"wrote {run.height} rows for {run['query_id'].n_unique()} queries to {args.out}",
-          file=sys.stderr)
+    print(
+        f"wrote {run.height} rows for {run['query_id'].n_unique()} queries to {args.out}",
+        file=sys.stderr,
+    )
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:

@@ -42,8 +42,10 @@ def find_root(start: Path | None = None) -> Path:
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
     path = Path(path) if path else find_root() / PARAMS_FILE
     if not path.is_file():
-        raise ConfigError(f"{path}: params file not found (expected a YAML file with sections "
-                          f"{', '.join(REQUIRED_SECTIONS)})")
+        raise ConfigError(
+            f"{path}: params file not found (expected a YAML file with sections "
+            f"{', '.join(REQUIRED_SECTIONS)})"
+        )
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -52,15 +54,17 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
     if not isinstance(params, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level, "
-                          f"got {type(params).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections at the top level, got {type(params).__name__}"
+        )
     missing = [s for s in REQUIRED_SECTIONS if s not in params]
     if missing:
         raise ConfigError(f"{path}: missing section(s) {', '.join(missing)}")
     for name, section in params.items():
         if name in REQUIRED_SECTIONS and not isinstance(section, dict):
-            raise ConfigError(f"{path}: section {name!r} must be a mapping, "
-                              f"got {type(section).__name__}")
+            raise ConfigError(
+                f"{path}: section {name!r} must be a mapping, got {type(section).__name__}"
+            )
     for name, spec in params["models"].items():
         if not isinstance(spec, dict) or "family" not in spec:
             raise ConfigError(f"{path}: models.{name} must be a mapping with a 'family' key")
@@ -82,8 +86,9 @@ def tracking_uri(params: dict[str, Any], root: Path) -> str:
     """MLFLOW_TRACKING_URI wins; a relative sqlite URI is anchored at the repo root so stages
     and the CLI share one database whatever their working directory."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["mlflow"].get(
-        "tracking_uri", "sqlite:///mlflow.db")
+        "tracking_uri", "sqlite:///mlflow.db"
+    )
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + str(root / uri[len(prefix):])
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        uri = prefix + str(root / uri[len(prefix) :])
     return uri

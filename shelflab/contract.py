@@ -16,7 +16,14 @@ import polars as pl
 
 from shelflab.errors import InputError
 
-QUERY_ID, ITEM_ID, TEXT, GRADE, SCORE, RANK = "query_id", "item_id", "text", "grade", "score", "rank"
+QUERY_ID, ITEM_ID, TEXT, GRADE, SCORE, RANK = (
+    "query_id",
+    "item_id",
+    "text",
+    "grade",
+    "score",
+    "rank",
+)
 
 QUERIES_SCHEMA = {QUERY_ID: pl.String, TEXT: pl.String}
 QRELS_SCHEMA = {QUERY_ID: pl.String, ITEM_ID: pl.String, GRADE: pl.Float64}
@@ -53,9 +60,7 @@ def _cast(df: pl.DataFrame, schema: dict[str, pl.DataType], source: str) -> pl.D
                 expected=f"a {dtype} value",
             )
         out.append(cast)
-    return pl.DataFrame(out).with_columns(
-        [df[c] for c in df.columns if c not in schema]
-    )
+    return pl.DataFrame(out).with_columns([df[c] for c in df.columns if c not in schema])
 
 
 def _first_null(df: pl.DataFrame, columns: list[str], source: str) -> None:
@@ -63,7 +68,9 @@ def _first_null(df: pl.DataFrame, columns: list[str], source: str) -> None:
         nulls = df[name].is_null()
         if nulls.any():
             raise InputError(
-                f"empty {name!r}", path=source, row=int(nulls.arg_max()) + 1,
+                f"empty {name!r}",
+                path=source,
+                row=int(nulls.arg_max()) + 1,
                 expected=f"a non-empty {name}",
             )
 
@@ -75,13 +82,18 @@ def validate_queries(df: pl.DataFrame, source: str = "queries") -> pl.DataFrame:
     _first_null(df, [QUERY_ID, TEXT], source)
     empty = df[TEXT].str.strip_chars().str.len_chars() == 0
     if empty.any():
-        raise InputError("empty query text", path=source, row=int(empty.arg_max()) + 1,
-                         expected="non-empty text")
+        raise InputError(
+            "empty query text", path=source, row=int(empty.arg_max()) + 1, expected="non-empty text"
+        )
     dup = df[QUERY_ID].is_duplicated()
     if dup.any():
         i = int(dup.arg_max())
-        raise InputError(f"duplicate query_id {df[QUERY_ID][i]!r}", path=source, row=i + 1,
-                         expected="one row per query_id")
+        raise InputError(
+            f"duplicate query_id {df[QUERY_ID][i]!r}",
+            path=source,
+            row=i + 1,
+            expected="one row per query_id",
+        )
     return df
 
 
@@ -98,7 +110,8 @@ def validate_qrels(df: pl.DataFrame, source: str = "qrels") -> pl.DataFrame:
         q, d = df[QUERY_ID][i], df[ITEM_ID][i]
         grades = df.filter((pl.col(QUERY_ID) == q) & (pl.col(ITEM_ID) == d))[GRADE].to_list()
         raise InputError(
-            f"conflicting grades {grades} for query {q!r}, item {d!r}", path=source,
+            f"conflicting grades {grades} for query {q!r}, item {d!r}",
+            path=source,
             expected="one grade per (query_id, item_id)",
         )
     return df
@@ -117,7 +130,9 @@ def validate_run(df: pl.DataFrame, source: str = "run") -> pl.DataFrame:
         i = int(dup.arg_max())
         raise InputError(
             f"duplicate (query_id, item_id) = ({df[QUERY_ID][i]!r}, {df[ITEM_ID][i]!r})",
-            path=source, row=i + 1, expected="each item at most once per query",
+            path=source,
+            row=i + 1,
+            expected="each item at most once per query",
         )
     return df
 
@@ -125,9 +140,8 @@ def validate_run(df: pl.DataFrame, source: str = "run") -> pl.DataFrame:
 def add_rank(run: pl.DataFrame) -> pl.DataFrame:
     """Rank 1..n per query by score descending; ties broken by item_id descending, the order
     trec_eval uses, so ranks written by ShelfLab agree with how trec_eval reads the run."""
-    return (
-        run.sort([QUERY_ID, SCORE, ITEM_ID], descending=[False, True, True])
-        .with_columns(pl.int_range(1, pl.len() + 1).over(QUERY_ID).cast(pl.Int64).alias(RANK))
+    return run.sort([QUERY_ID, SCORE, ITEM_ID], descending=[False, True, True]).with_columns(
+        pl.int_range(1, pl.len() + 1).over(QUERY_ID).cast(pl.Int64).alias(RANK)
     )
 
 
@@ -137,5 +151,6 @@ def _finite(df: pl.DataFrame, name: str, source: str) -> None:
         i = int(bad.arg_max())
         value = df[name][i]
         shown = "NaN" if value is not None and math.isnan(value) else repr(value)
-        raise InputError(f"non-finite {name} {shown}", path=source, row=i + 1,
-                         expected="a finite number")
+        raise InputError(
+            f"non-finite {name} {shown}", path=source, row=i + 1, expected="a finite number"
+        )

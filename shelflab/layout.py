@@ -53,5 +53,6 @@ class Layout:
         base = self.root / "artifacts"
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir()
-                      if (p / "model").is_dir() and (p / "index").is_dir())
+        return sorted(
+            p.name for p in base.iterdir() if (p / "model").is_dir() and (p / "index").is_dir()
+        )

@@ -52,10 +52,15 @@ def latest_per_query(uri: str, experiment: str, split: str) -> dict[str, pl.Data
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         known = [e.name for e in client.search_experiments()]
-        raise ConfigError(f"no MLflow experiment {experiment!r} at {uri} "
-                          f"(known: {', '.join(known) or 'none'}; run `dvc repro` first)")
-    runs = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'evaluation'",
-                              order_by=["attributes.start_time DESC"])
+        raise ConfigError(
+            f"no MLflow experiment {experiment!r} at {uri} "
+            f"(known: {', '.join(known) or 'none'}; run `dvc repro` first)"
+        )
+    runs = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{KIND_TAG}` = 'evaluation'",
+        order_by=["attributes.start_time DESC"],
+    )
     out: dict[str, pl.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
@@ -63,7 +68,8 @@ def latest_per_query(uri: str, experiment: str, split: str) -> dict[str, pl.Data
             if not name or name in out:
                 continue
             local = mlflow.artifacts.download_artifacts(
-                run_id=run.info.run_id, artifact_path=f"{name}.parquet", dst_path=tmp)
+                run_id=run.info.run_id, artifact_path=f"{name}.parquet", dst_path=tmp
+            )
             table = pl.read_parquet(Path(local))
             out[name] = table.filter(pl.col("split") == split)
     if not out:

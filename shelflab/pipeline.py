@@ -19,8 +19,9 @@ def model_context(layout: Layout, show_progress: bool = False):
     from shelflab.models.base import ModelContext
     from shelflab.models.device import pick_device
 
-    return ModelContext(device=pick_device(), cache_dir=layout.cache_dir,
-                        show_progress=show_progress)
+    return ModelContext(
+        device=pick_device(), cache_dir=layout.cache_dir, show_progress=show_progress
+    )
 
 
 def split_frame(df: pl.DataFrame, splits: pl.DataFrame, split: str) -> pl.DataFrame:

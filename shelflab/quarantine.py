@@ -33,9 +33,9 @@ class Quarantine:
                 "source": [source] * rows.height,
                 "row": rows["row"].cast(pl.Int64),
                 "reason": [reason] * rows.height,
-                "record": payload.select(
-                    pl.struct(pl.all()).struct.json_encode().alias("record")
-                )["record"]
+                "record": payload.select(pl.struct(pl.all()).struct.json_encode().alias("record"))[
+                    "record"
+                ]
                 if payload.width
                 else [""] * rows.height,
             }
@@ -46,8 +46,12 @@ class Quarantine:
     def table(self) -> pl.DataFrame:
         if not self.frames:
             return pl.DataFrame(
-                schema={"source": pl.String, "row": pl.Int64, "reason": pl.String,
-                        "record": pl.String}
+                schema={
+                    "source": pl.String,
+                    "row": pl.Int64,
+                    "reason": pl.String,
+                    "record": pl.String,
+                }
             )
         return pl.concat(self.frames)
 

@@ -14,8 +14,9 @@ def write_table(df: pl.DataFrame, path: str | Path) -> None:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".parquet", ".csv", ".tsv"}:
-        raise InputError("unsupported output extension", path=path,
-                         expected=".parquet, .csv or .tsv")
+        raise InputError(
+            "unsupported output extension", path=path, expected=".parquet, .csv or .tsv"
+        )
     with atomic_path(path, suffix) as tmp:
         if suffix == ".parquet":
             df.write_parquet(tmp)

@@ -3,7 +3,6 @@
 import sys
 import time
 
-
 import polars as pl
 
 from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
@@ -40,18 +39,36 @@ def main(name: str) -> None:
             seconds = time.perf_counter() - start
             run.write_parquet(runs_tmp / f"{split}.parquet")
             write_run_trec(run, runs_tmp / f"{split}.trec", tag=f"shelflab-{name}")
-            wanted = list(dict.fromkeys(cfg["metrics"] + (curve_metrics if split == "test" else [])))
-            result = evaluate(split_frame(qrels, splits, split), run, wanted,
-                              relevance_threshold=cfg["relevance_threshold"])
-            per_query.append(result.per_query.select(["query_id", *cfg["metrics"]])
-                             .with_columns(pl.lit(split).alias("split")))
-            table = summarize(result.per_query, cfg["metrics"], n_resamples=boot["n_resamples"],
-                              confidence=boot["confidence"], seed=boot["seed"])
-            summary[split] = {row["metric"]: {k: row[k] for k in ("mean", "ci_low", "ci_high")}
-                              for row in table.iter_rows(named=True)}
-            summary[split]["_queries"] = {"evaluated": result.n_evaluated,
-                                          "no_relevant": result.n_no_relevant,
-                                          "ms_per_query": 1000 * seconds / max(1, split_queries.height)}
+            wanted = list(
+                dict.fromkeys(cfg["metrics"] + (curve_metrics if split == "test" else []))
+            )
+            result = evaluate(
+                split_frame(qrels, splits, split),
+                run,
+                wanted,
+                relevance_threshold=cfg["relevance_threshold"],
+            )
+            per_query.append(
+                result.per_query.select(["query_id", *cfg["metrics"]]).with_columns(
+                    pl.lit(split).alias("split")
+                )
+            )
+            table = summarize(
+                result.per_query,
+                cfg["metrics"],
+                n_resamples=boot["n_resamples"],
+                confidence=boot["confidence"],
+                seed=boot["seed"],
+            )
+            summary[split] = {
+                row["metric"]: {k: row[k] for k in ("mean", "ci_low", "ci_high")}
+                for row in table.iter_rows(named=True)
+            }
+            summary[split]["_queries"] = {
+                "evaluated": result.n_evaluated,
+                "no_relevant": result.n_no_relevant,
+                "ms_per_query": 1000 * seconds / max(1, split_queries.height),
+            }
             for row in table.iter_rows(named=True):
                 mlflow_metrics[metric_key(split, row["metric"])] = row["mean"]
                 mlflow_metrics[metric_key(split, row["metric"], "ci_low")] = row["ci_low"]
@@ -64,8 +81,11 @@ def main(name: str) -> None:
     per_query_all = pl.concat(per_query)
     write_parquet(per_query_all, layout.per_query(name))
     write_json(summary, layout.model_metrics(name))
-    artifacts = [layout.per_query(name), layout.model_metrics(name),
-                 *sorted(layout.runs_dir(name).glob("*.trec"))]
+    artifacts = [
+        layout.per_query(name),
+        layout.model_metrics(name),
+        *sorted(layout.runs_dir(name).glob("*.trec")),
+    ]
     curve_steps = {}
     if curve is not None:
         with_path = layout.curve(name)
@@ -73,20 +93,29 @@ def main(name: str) -> None:
         png = with_path.with_suffix(".png")
         metric_at_k_plot(curve, f"{name} — test split", png)
         artifacts += [with_path, png]
-        curve_steps = {f"test_{m}_at_k": dict(zip(curve["k"], curve[m], strict=True))
-                       for m in CURVE_METRICS}
+        curve_steps = {
+            f"test_{m}_at_k": dict(zip(curve["k"], curve[m], strict=True)) for m in CURVE_METRICS
+        }
 
-    inputs = [layout.enriched / "queries.parquet", layout.enriched / "items.parquet",
-              layout.qrels, layout.splits]
+    inputs = [
+        layout.enriched / "queries.parquet",
+        layout.enriched / "items.parquet",
+        layout.qrels,
+        layout.splits,
+    ]
     run_id = log_evaluation(
         tracking_uri=tracking_uri(params, root),
         experiment=experiment_name(params),
         model_name=name,
         params={"model": model.params, "evaluate": cfg},
         metrics=mlflow_metrics,
-        tags={"git_commit": git_commit(root), "data_hash": data_hash(inputs),
-              "track": params["mlflow"]["track"], "dataset": params["data"]["name"],
-              "model_family": model.family},
+        tags={
+            "git_commit": git_commit(root),
+            "data_hash": data_hash(inputs),
+            "track": params["mlflow"]["track"],
+            "dataset": params["data"]["name"],
+            "model_family": model.family,
+        },
         artifacts=artifacts,
         curve_steps=curve_steps,
     )

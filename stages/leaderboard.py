@@ -17,21 +17,37 @@ def main() -> None:
         for name in params["models"]
         if layout.per_query(name).is_file()
     }
-    board = build_leaderboard(per_query, metrics=cfg["metrics"], baseline=cfg["baseline"],
-                              sort_by=cfg["metric"], **_stats(params, cfg))
-    header = (f"# Leaderboard — {params['mlflow']['track']}-{params['data']['name']}, "
-              f"{cfg['split']} split\n\n")
-    write_text(header + format_leaderboard(board, "markdown") + "\n",
-               layout.root / "reports" / "leaderboard.md")
-    write_json({"split": cfg["split"], "rows": board.to_dicts()},
-               layout.root / "metrics" / "leaderboard.json")
+    board = build_leaderboard(
+        per_query,
+        metrics=cfg["metrics"],
+        baseline=cfg["baseline"],
+        sort_by=cfg["metric"],
+        **_stats(params, cfg),
+    )
+    header = (
+        f"# Leaderboard — {params['mlflow']['track']}-{params['data']['name']}, "
+        f"{cfg['split']} split\n\n"
+    )
+    write_text(
+        header + format_leaderboard(board, "markdown") + "\n",
+        layout.root / "reports" / "leaderboard.md",
+    )
+    write_json(
+        {"split": cfg["split"], "rows": board.to_dicts()},
+        layout.root / "metrics" / "leaderboard.json",
+    )
     print(format_leaderboard(board, "table"))
 
 
 def _stats(params: dict, cfg: dict) -> dict:
     boot, sig = params["evaluate"]["bootstrap"], cfg["significance"]
-    return {"n_resamples": boot["n_resamples"], "confidence": boot["confidence"],
-            "seed": boot["seed"], "test": sig["method"], "test_resamples": sig["n_resamples"]}
+    return {
+        "n_resamples": boot["n_resamples"],
+        "confidence": boot["confidence"],
+        "seed": boot["seed"],
+        "test": sig["method"],
+        "test_resamples": sig["n_resamples"],
+    }
 
 
 if __name__ == "__main__":

@@ -30,13 +30,14 @@ def test_run_rejects_duplicate_pairs():
 
 
 def test_run_missing_column():
-    with pytest.raises(InputError, match="missing column.*score"):
+    with pytest.raises(InputError, match=r"missing column.*score"):
         validate_run(pl.DataFrame({"query_id": ["q"], "item_id": ["a"]}), "r")
 
 
 def test_run_non_numeric_score_names_row():
-    df = pl.DataFrame({"query_id": ["q", "q"], "item_id": ["a", "b"], "score": ["1", "x"],
-                       "rank": [1, 2]})
+    df = pl.DataFrame(
+        {"query_id": ["q", "q"], "item_id": ["a", "b"], "score": ["1", "x"], "rank": [1, 2]}
+    )
     with pytest.raises(InputError) as err:
         validate_run(df, "r.tsv")
     assert "r.tsv, row 2" in str(err.value) and "'x'" in str(err.value)
