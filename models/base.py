@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,10 +42,8 @@ class TrainData:
 class ModelContext:
     """Where a model finds things outside its own directories."""
 
-    device: str = "cpu"
+    device: str = "auto"  # "auto": CUDA when present, else CPU; a model's own param wins
     cache_dir: Path = Path(".cache/shelflab")
-    # opens another model of the same pipeline by name (hybrid fuses its components)
-    resolve: Callable[[str], Retriever] | None = None
     show_progress: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -93,3 +90,6 @@ class Retriever(ABC):
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
         """queries (`query_id`, `text`) -> run (`query_id`, `item_id`, `score`, `rank`), at most
         k rows per query, rank 1 = best, scores descending within a query."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (temp copies, clients); the model cannot retrieve afterwards."""

@@ -63,11 +63,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from shelflab.data_io.trec import read_qrels, read_run
     from shelflab.evaluation.harness import evaluate
-    from shelflab.evaluation.metrics import validate_metric_names
+    from shelflab.evaluation.metrics import parse_metric
     from shelflab.evaluation.significance import summarize
     from shelflab.tables import write_table
 
-    validate_metric_names(args.metrics)
+    for name in args.metrics:  # fail on a typo before reading big files
+        parse_metric(name)
     qrels = read_qrels(args.qrels)
     run = read_run(args.run)
     result = evaluate(qrels, run, args.metrics, relevance_threshold=args.relevance_threshold)
@@ -95,7 +96,7 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
         raise SystemExit("shelflab: error: --k must be at least 1")
     layout = Layout(find_root())
     queries = read_queries(args.queries)
-    model = open_built_model(layout, args.model, show_progress=sys.stderr.isatty())
+    model = open_built_model(layout, args.model)
     queries = normalize_frame(queries, load_text_normalization(layout.index_dir(args.model)))
     run = validate_run(model.retrieve(queries.select("query_id", "text"), args.k), "model run")
     write_run_trec(run, args.out, tag=f"shelflab-{args.model}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,13 @@ from shelflab.layout import Layout
 ENRICH_FILE = "text-normalization.json"
 
 
-def model_context(layout: Layout, show_progress: bool = False):
+def model_context(layout: Layout, show_progress: bool | None = None):
+    """Device "auto" (each model picks CUDA when present); progress bars only on a terminal."""
     from shelflab.models.base import ModelContext
-    from shelflab.models.device import pick_device
 
-    return ModelContext(
-        device=pick_device(), cache_dir=layout.cache_dir, show_progress=show_progress
-    )
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    return ModelContext(cache_dir=layout.cache_dir, show_progress=show_progress)
 
 
 def split_frame(df: pl.DataFrame, splits: pl.DataFrame, split: str) -> pl.DataFrame:
@@ -45,7 +46,7 @@ def train_data(layout: Layout):
     )
 
 
-def open_built_model(layout: Layout, name: str, show_progress: bool = False):
+def open_built_model(layout: Layout, name: str, show_progress: bool | None = None):
     """Open the model `name` as the last `dvc repro` built it."""
     from shelflab.models import open_model
 

@@ -23,7 +23,7 @@ def main(name: str) -> None:
     params = load_params()
     cfg = params["evaluate"]
     layout = Layout(root)
-    model = open_built_model(layout, name, show_progress=True)
+    model = open_built_model(layout, name)
     queries = pl.read_parquet(layout.enriched / "queries.parquet").select("query_id", "text")
     qrels = pl.read_parquet(layout.qrels)
     splits = pl.read_parquet(layout.splits)
@@ -65,8 +65,8 @@ def main(name: str) -> None:
                 for row in table.iter_rows(named=True)
             }
             summary[split]["_queries"] = {
-                "evaluated": result.n_evaluated,
-                "no_relevant": result.n_no_relevant,
+                "evaluated": result.n_queries,
+                "no_relevant": result.n_without_relevant,
                 "ms_per_query": 1000 * seconds / max(1, split_queries.height),
             }
             for row in table.iter_rows(named=True):
@@ -74,7 +74,7 @@ def main(name: str) -> None:
                 mlflow_metrics[metric_key(split, row["metric"], "ci_low")] = row["ci_low"]
                 mlflow_metrics[metric_key(split, row["metric"], "ci_high")] = row["ci_high"]
             mlflow_metrics[f"{split}_ms_per_query"] = summary[split]["_queries"]["ms_per_query"]
-            mlflow_metrics[f"{split}_queries_evaluated"] = result.n_evaluated
+            mlflow_metrics[f"{split}_queries_evaluated"] = result.n_queries
             if split == "test":
                 curve = curve_table(result.means, cfg["curve_ks"])
 

@@ -15,7 +15,7 @@ from shelflab.pipeline import model_context, save_text_normalization
 def main(name: str) -> None:
     layout = Layout(find_root())
     enrich = load_params()["enrich"]
-    model = load(layout.model_dir(name), model_context(layout, show_progress=True))
+    model = load(layout.model_dir(name), model_context(layout))
     items = pl.read_parquet(layout.enriched / "items.parquet")
     start = time.perf_counter()
     with atomic_dir(layout.index_dir(name)) as tmp:

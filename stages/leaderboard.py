@@ -42,11 +42,10 @@ def main() -> None:
 def _stats(params: dict, cfg: dict) -> dict:
     boot, sig = params["evaluate"]["bootstrap"], cfg["significance"]
     return {
-        "n_resamples": boot["n_resamples"],
+        "method": sig["method"],
+        "n_resamples": sig["n_resamples"],
         "confidence": boot["confidence"],
-        "seed": boot["seed"],
-        "test": sig["method"],
-        "test_resamples": sig["n_resamples"],
+        "seed": sig["seed"],
     }
 
 

@@ -13,7 +13,7 @@ from shelflab.pipeline import model_context, train_data
 def main(name: str) -> None:
     layout = Layout(find_root())
     spec = model_spec(load_params(), name)
-    model = create(name, spec, model_context(layout, show_progress=True))
+    model = create(name, spec, model_context(layout))
     start = time.perf_counter()
     model.fit(train_data(layout))
     with atomic_dir(layout.model_dir(name)) as tmp:

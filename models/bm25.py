@@ -1,0 +1,194 @@
+"""`bm25`: lexical retrieval with bm25s.
+
+index_dir layout: `bm25s/` (bm25s.BM25.save: CSC score matrix, vocab, params),
+`item_ids.parquet` (row i = document i), `shelflab-index.json` (family, params, n_items).
+
+Run semantics: only items sharing at least one (analysed) term with the query are returned,
+so a run may hold fewer than k rows; a query with no term in the vocabulary gets no rows.
+(For bm25l/bm25+, every document gets a non-occurrence score; those non-matching documents
+are dropped too.) k larger than the catalog is clamped. Ranks follow `add_rank`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import polars as pl
+
+from shelflab.atomic import write_json, write_parquet
+from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
+from shelflab.errors import ConfigError, InputError
+from shelflab.models.base import Retriever
+from shelflab.models.params import Param
+
+if TYPE_CHECKING:
+    import numpy as np
+
+INDEX_FILE = "shelflab-index.json"
+RUN_COLUMNS = [QUERY_ID, ITEM_ID, SCORE, RANK]
+
+
+def empty_run() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64, RANK: pl.Int64}
+    )
+
+
+def check_items(items: pl.DataFrame, source: str = "items") -> pl.DataFrame:
+    require_columns(items, [ITEM_ID, TEXT], source)
+    items = items.select(
+        pl.col(ITEM_ID).cast(pl.String), pl.col(TEXT).cast(pl.String).fill_null("")
+    )
+    dup = items[ITEM_ID].is_duplicated()
+    if dup.any():
+        i = int(dup.arg_max())
+        raise InputError(
+            f"duplicate item_id {items[ITEM_ID][i]!r}",
+            path=source,
+            row=i + 1,
+            expected="one row per item_id",
+        )
+    return items
+
+
+class BM25Retriever(Retriever):
+    family: ClassVar[str] = "bm25"
+    PARAMS: ClassVar[dict[str, Param]] = {
+        "k1": Param("float", 1.5, min=0.0),
+        "b": Param("float", 0.75, min=0.0, max=1.0),
+        "delta": Param("float", 0.5, min=0.0, help="bm25l / bm25+ only"),
+        "method": Param(
+            "str", "lucene", choices=("lucene", "robertson", "atire", "bm25l", "bm25+")
+        ),
+        "stemmer": Param("str", "english", choices=("english", "none")),
+        "stopwords": Param("str", "en", choices=("en", "none")),
+        "lowercase": Param("bool", True),
+        "n_threads": Param("int", -1, min=-1, help="retrieval threads; -1 = all CPUs"),
+    }
+
+    def __init__(self, name: str, params: dict[str, Any], ctx: Any) -> None:
+        super().__init__(name, params, ctx)
+        self._bm25: Any = None
+        self._item_ids: np.ndarray | None = None
+
+    # --- analysis ---------------------------------------------------------------
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        import bm25s
+
+        stemmer = None
+        if self.params["stemmer"] == "english":
+            import Stemmer
+
+            stemmer = Stemmer.Stemmer("english")
+        return bm25s.tokenize(
+            texts,
+            lower=self.params["lowercase"],
+            stopwords="en" if self.params["stopwords"] == "en" else None,
+            stemmer=stemmer,
+            return_ids=False,
+            show_progress=False,
+        )
+
+    # --- index@ -------------------------------------------------------------------
+    def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
+        import bm25s
+
+        items = check_items(items)
+        if items.height == 0:
+            raise InputError("empty catalog", path="items", expected="at least one item")
+        tokens = self._tokenize(items[TEXT].to_list())
+        p = self.params
+        bm25 = bm25s.BM25(k1=p["k1"], b=p["b"], delta=p["delta"], method=p["method"])
+        bm25.index(tokens, show_progress=self.ctx.show_progress)
+        index_dir = Path(index_dir)
+        bm25.save(str(index_dir / "bm25s"), show_progress=False)
+        write_parquet(items.select(ITEM_ID), index_dir / "item_ids.parquet")
+        write_json(
+            {
+                "family": self.family,
+                "name": self.name,
+                "params": self.params,
+                "n_items": items.height,
+                "vocab_size": len(bm25.vocab_dict),
+            },
+            index_dir / INDEX_FILE,
+        )
+        self._bm25, self._item_ids = bm25, items[ITEM_ID].to_numpy()
+
+    def open_index(self, index_dir: Path) -> None:
+        import bm25s
+
+        index_dir = Path(index_dir)
+        meta_path = index_dir / INDEX_FILE
+        if not meta_path.exists():
+            raise InputError(
+                "no bm25 index here",
+                path=index_dir,
+                expected=f"a directory written by build_index ({INDEX_FILE})",
+            )
+        meta = json.loads(meta_path.read_text())
+        analysis = ("stemmer", "stopwords", "lowercase", "k1", "b", "delta", "method")
+        changed = [k for k in analysis if meta["params"].get(k) != self.params[k]]
+        if changed:
+            raise ConfigError(
+                f"model {self.name!r}: index at {index_dir} was built with different "
+                f"{', '.join(changed)}; rebuild the index"
+            )
+        self._bm25 = bm25s.BM25.load(
+            str(index_dir / "bm25s"),
+            load_corpus=False,
+            mmap=False,
+            show_progress=False,
+            verbosity=0,
+        )
+        self._item_ids = pl.read_parquet(index_dir / "item_ids.parquet")[ITEM_ID].to_numpy()
+
+    # --- retrieve -------------------------------------------------------------------
+    def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
+        import numpy as np
+
+        if self._bm25 is None or self._item_ids is None:
+            raise ConfigError(f"model {self.name!r}: call build_index or open_index first")
+        require_columns(queries, [QUERY_ID, TEXT], "queries")
+        if k < 1 or queries.height == 0:
+            return empty_run()
+        bm25 = self._bm25
+        vocab = bm25.vocab_dict
+        indptr = bm25.scores["indptr"]
+        indices = bm25.scores["indices"]
+        qids = queries[QUERY_ID].cast(pl.String).to_list()
+        tokens = self._tokenize(queries[TEXT].cast(pl.String).fill_null("").to_list())
+        known = [[t for t in q if t in vocab and t != ""] for q in tokens]
+        keep = [i for i, q in enumerate(known) if q]
+        if not keep:
+            return empty_run()
+        kk = min(k, len(self._item_ids))
+        docs, scores = bm25.retrieve(
+            [known[i] for i in keep],
+            k=kk,
+            sorted=True,
+            show_progress=self.ctx.show_progress,
+            n_threads=self.params["n_threads"],
+        )
+        out_q, out_d, out_s = [], [], []
+        for row, qi in enumerate(keep):
+            ids = [vocab[t] for t in set(known[qi])]
+            matched = np.unique(np.concatenate([indices[indptr[t] : indptr[t + 1]] for t in ids]))
+            d = docs[row]
+            mask = np.isin(d, matched, assume_unique=False)
+            n = int(mask.sum())
+            out_q.extend([qids[qi]] * n)
+            out_d.append(d[mask])
+            out_s.append(scores[row][mask])
+        if not out_q:
+            return empty_run()
+        run = pl.DataFrame(
+            {
+                QUERY_ID: pl.Series(out_q, dtype=pl.String),
+                ITEM_ID: pl.Series(self._item_ids[np.concatenate(out_d)], dtype=pl.String),
+                SCORE: pl.Series(np.concatenate(out_s).astype(np.float64)),
+            }
+        )
+        return add_rank(run).select(RUN_COLUMNS)

@@ -1,0 +1,176 @@
+"""End to end on the shipped sample: real DVC in a temp git repo, real MLflow (sqlite), real
+models. `dvc repro` builds everything; a second run is a no-op; a change to one model's params
+reruns only that model (and the composite that embeds it); the CLI retrieves for new queries and
+scores them."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def sh(args, cwd, check=True):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, repo_root):
+    work = tmp_path_factory.mktemp("e2e") / "repo"
+    files = sh(["git", "ls-files", "-co", "--exclude-standard"], repo_root).stdout.split()
+    for rel in files:
+        src = repo_root / rel
+        if src.is_file() and not rel.startswith(("tests/", "bench/")):
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    for generated in ("dvc.lock", "metrics", "plots", "reports"):
+        target = work / generated
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    sh(["git", "init", "-q"], work)
+    sh(["git", "add", "-A"], work)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work)
+    first = sh(["dvc", "repro"], work)
+    return work, first.stdout
+
+
+def test_repro_builds_every_model(pipeline):
+    work, out = pipeline
+    models = ["bm25", "dense", "hybrid"]
+    expected = {"ingest", "split", "enrich", "leaderboard"} | {
+        f"{s}@{m}" for s in ("train", "index", "evaluate") for m in models
+    }
+    assert expected <= ran_stages(out)
+    for name in models:
+        summary = json.loads((work / "metrics" / "models" / f"{name}.json").read_text())
+        test = summary["test"]
+        assert 0 < test["ndcg@10"]["mean"] <= 1
+        assert test["ndcg@10"]["ci_low"] <= test["ndcg@10"]["mean"] <= test["ndcg@10"]["ci_high"]
+        run = pl.read_parquet(work / "runs" / name / "test.parquet")
+        assert run.group_by("query_id").len()["len"].max() <= 100
+        assert (work / "runs" / name / "test.trec").is_file()
+    assert (work / "data" / "processed" / "quarantine.parquet").is_file()
+    board = (work / "reports" / "leaderboard.md").read_text()
+    assert all(name in board for name in models)
+    # the Chroma collection lives in the dense index directory
+    assert any((work / "artifacts" / "dense" / "index").rglob("chroma.sqlite3"))
+
+
+def test_second_repro_is_noop(pipeline):
+    work, _ = pipeline
+    again = sh(["dvc", "repro"], work)
+    assert ran_stages(again.stdout) == set()
+    assert "up to date" in sh(["dvc", "status"], work).stdout
+
+
+def test_changing_one_model_reruns_only_it(pipeline):
+    work, _ = pipeline
+    params = work / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("k1: 1.2", "k1: 1.5", 1))
+    try:
+        out = sh(["dvc", "repro"], work).stdout
+    finally:
+        params.write_text(original)
+    ran = ran_stages(out)
+    assert {"train@bm25", "train@hybrid"} <= ran
+    assert not any(stage.endswith("@dense") for stage in ran)
+    assert not ran & {"ingest", "split", "enrich"}
+    sh(["dvc", "repro"], work)  # back to the committed params for the tests below
+
+
+def test_retrieve_and_evaluate_new_judgments(pipeline, tmp_path):
+    work, _ = pipeline
+    queries = pl.read_parquet(work / "data" / "processed" / "queries.parquet").head(40)
+    qrels = pl.read_parquet(work / "data" / "processed" / "qrels.parquet").join(
+        queries.select("query_id"), on="query_id", how="semi"
+    )
+    tsv = tmp_path / "new.tsv"
+    tsv.write_text("".join(f"new-{q}\t{t}\n" for q, t in queries.select("query_id", "text").rows()))
+    qrels_file = tmp_path / "new.qrels"
+    qrels_file.write_text("".join(f"new-{q} 0 {d} {g}\n" for q, d, g in qrels.rows()))
+    run_file = tmp_path / "hybrid.trec"
+    sh(
+        [
+            "shelflab",
+            "retrieve",
+            "--model",
+            "hybrid",
+            "--queries",
+            str(tsv),
+            "--k",
+            "50",
+            "--out",
+            str(run_file),
+        ],
+        work,
+    )
+    first = run_file.read_text().splitlines()[0].split()
+    assert len(first) == 6 and first[1] == "Q0" and first[3] == "1"
+    res = sh(
+        [
+            "shelflab",
+            "evaluate",
+            "--qrels",
+            str(qrels_file),
+            "--run",
+            str(run_file),
+            "--metrics",
+            "ndcg@10,recall@50,mrr",
+            "--format",
+            "json",
+        ],
+        work,
+    )
+    scores = json.loads(res.stdout)
+    assert set(scores) == {"ndcg@10", "recall@50", "mrr"} and scores["ndcg@10"] > 0
+
+
+def test_cli_errors_are_one_line(pipeline, tmp_path):
+    work, _ = pipeline
+    bad = sh(
+        [
+            "shelflab",
+            "retrieve",
+            "--model",
+            "bm42",
+            "--queries",
+            "x.tsv",
+            "--out",
+            str(tmp_path / "r.trec"),
+        ],
+        work,
+        check=False,
+    )
+    assert bad.returncode == 1 and "shelflab: error:" in bad.stderr
+    assert not (tmp_path / "r.trec").exists()
+
+
+def test_leaderboard_from_mlflow(pipeline):
+    work, _ = pipeline
+    out = sh(["shelflab", "leaderboard", "--format", "json"], work).stdout
+    rows = json.loads(out)
+    assert {row["model"] for row in rows} == {"bm25", "dense", "hybrid"}
+    assert [row["ndcg@10"] for row in rows] == sorted((row["ndcg@10"] for row in rows), reverse=True)
+    baseline = next(row for row in rows if row["model"] == "bm25")
+    assert baseline["p_value"] is None
+    assert all(0 <= row["p_value"] <= 1 for row in rows if row["model"] != "bm25")
