@@ -65,8 +65,11 @@ class Retriever(ABC):
     def save(self, model_dir: Path) -> None:
         """Write everything `load` needs into `model_dir` (which exists and is empty)."""
         (model_dir / MODEL_FILE).write_text(
-            json.dumps({"name": self.name, "family": self.family, "params": self.params},
-                       indent=2, sort_keys=True)
+            json.dumps(
+                {"name": self.name, "family": self.family, "params": self.params},
+                indent=2,
+                sort_keys=True,
+            )
         )
         self.save_extra(model_dir)
 
@@ -90,6 +93,11 @@ class Retriever(ABC):
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
         """queries (`query_id`, `text`) -> run (`query_id`, `item_id`, `score`, `rank`), at most
         k rows per query, rank 1 = best, scores descending within a query."""
+
+    def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:
+        """Model-specific health figures logged beside the metrics (e.g. an ANN index's recall
+        against exact search); none by default."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (temp copies, clients); the model cannot retrieve afterwards."""

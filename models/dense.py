@@ -250,6 +250,17 @@ class DenseRetriever(Retriever):
             self._chroma = ChromaIndex(self._index_dir / "chroma")
         return self._chroma.search(q, k)
 
+    def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:
+        """Chroma HNSW vs exact search on these queries: recall@k and QPS of both."""
+        if not self._meta.get("chroma"):
+            return {}
+        got = chroma_recall_vs_exact(self, queries, k)
+        return {
+            f"chroma_recall_at_{k}": got["recall"],
+            "chroma_qps": got["chroma_qps"],
+            "exact_qps": got["exact_qps"],
+        }
+
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
         import numpy as np
 

@@ -117,6 +117,13 @@ class HybridRetriever(Retriever):
         p = self.params
         return fuse(runs, p["method"], k=k, rrf_k=p["rrf_k"], weights=p["weights"], norm=p["norm"])
 
+    def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:
+        return {
+            f"{name}.{key}": value
+            for name, model in self.components.items()
+            for key, value in model.diagnostics(queries, k).items()
+        }
+
     def close(self) -> None:
         for model in self.components.values():
             closer = getattr(model, "close", None)

@@ -71,7 +71,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         parse_metric(name)
     qrels = read_qrels(args.qrels)
     run = read_run(args.run)
-    result = evaluate(qrels, run, args.metrics, relevance_threshold=args.relevance_threshold)
+    result = evaluate(
+        qrels,
+        run,
+        args.metrics,
+        relevance_threshold=args.relevance_threshold,
+        qrels_source=args.qrels,
+        run_source=args.run,
+    )
     if args.per_query:
         write_table(result.per_query, args.per_query)
     if args.format == "json":

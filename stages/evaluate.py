@@ -77,6 +77,9 @@ def main(name: str) -> None:
             mlflow_metrics[f"{split}_queries_evaluated"] = result.n_queries
             if split == "test":
                 curve = curve_table(result.means, cfg["curve_ks"])
+                diagnostics = model.diagnostics(split_queries, cfg["k"])
+                summary[split]["_diagnostics"] = diagnostics
+                mlflow_metrics.update({f"{split}_{k}": v for k, v in diagnostics.items()})
 
     per_query_all = pl.concat(per_query)
     write_parquet(per_query_all, layout.per_query(name))

@@ -31,8 +31,11 @@ def test_atomic_dir_replaces_whole_directory_only_on_success(tmp_path):
 
 def test_quarantine_keeps_rows_with_reason_and_counts(tmp_path):
     q = Quarantine()
-    q.add(pl.DataFrame({"row": [3, 7], "term": ["", " "]}), source="train.csv",
-          reason="empty search term")
+    q.add(
+        pl.DataFrame({"row": [3, 7], "term": ["", " "]}),
+        source="train.csv",
+        reason="empty search term",
+    )
     q.add(pl.DataFrame({"term": ["x"]}), source="train.csv", reason="unknown product")
     counts = q.write(tmp_path / "quarantine.parquet")
     assert counts == {"empty search term": 2, "unknown product": 1}

@@ -170,7 +170,9 @@ def test_leaderboard_from_mlflow(pipeline):
     out = sh(["shelflab", "leaderboard", "--format", "json"], work).stdout
     rows = json.loads(out)
     assert {row["model"] for row in rows} == {"bm25", "dense", "hybrid"}
-    assert [row["ndcg@10"] for row in rows] == sorted((row["ndcg@10"] for row in rows), reverse=True)
+    assert [row["ndcg@10"] for row in rows] == sorted(
+        (row["ndcg@10"] for row in rows), reverse=True
+    )
     baseline = next(row for row in rows if row["model"] == "bm25")
     assert baseline["p_value"] is None
     assert all(0 <= row["p_value"] <= 1 for row in rows if row["model"] != "bm25")

@@ -131,6 +131,6 @@ def test_leaderboard_cli_from_mlflow(tracking, monkeypatch, tmp_path):
 def test_unknown_experiment_is_clear(tracking):
     from shelflab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="no MLflow experiment 'nope'.*search-test"):
+    with pytest.raises(ConfigError, match=r"no MLflow experiment 'nope'.*search-test"):
         latest_per_query(tracking[0], "nope", "test")
     mlflow.set_tracking_uri("")

@@ -124,3 +124,10 @@ def test_device_resolution():
             resolve_device("cuda")
         with pytest.raises(ConfigError, match="cuda"):
             resolve_device("auto", "cuda")
+
+
+def test_diagnostics_report_chroma_recall_against_exact(dense, queries):
+    diag = dense.diagnostics(queries, 10)
+    assert set(diag) == {"chroma_recall_at_10", "chroma_qps", "exact_qps"}
+    assert 0.95 <= diag["chroma_recall_at_10"] <= 1.0
+    assert diag["chroma_qps"] > 0 and diag["exact_qps"] > 0
