@@ -14,30 +14,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import os
 import tempfile
 import time
 from pathlib import Path
 
-for _key, _value in (
-    ("HF_HUB_OFFLINE", "1"),
-    ("TRANSFORMERS_OFFLINE", "1"),
-    ("ANONYMIZED_TELEMETRY", "False"),
-    ("TOKENIZERS_PARALLELISM", "false"),
-):
-    os.environ.setdefault(_key, _value)
+import polars as pl
 
-import polars as pl  # noqa: E402
+from shelflab.config import default_data_dir, quiet_environment
+from shelflab.models import ModelContext, create
+from shelflab.models.dense import chroma_recall_vs_exact
 
-from shelflab.models import ModelContext, create  # noqa: E402
-from shelflab.models.dense import chroma_recall_vs_exact  # noqa: E402
-
-DATA = (
-    Path(
-        os.environ.get("SHELFLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
-    / "home-depot-search-relevance"
-)
+quiet_environment()
+DATA = default_data_dir() / "home-depot-search-relevance"
 
 
 def read_latin1_csv(path: Path) -> pl.DataFrame:

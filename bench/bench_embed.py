@@ -8,28 +8,17 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import os
 import time
 from pathlib import Path
 
-for _key, _value in (
-    ("HF_HUB_OFFLINE", "1"),
-    ("TRANSFORMERS_OFFLINE", "1"),
-    ("TOKENIZERS_PARALLELISM", "false"),
-):
-    os.environ.setdefault(_key, _value)
+import polars as pl
 
-import polars as pl  # noqa: E402
+from shelflab.config import default_data_dir, quiet_environment
+from shelflab.models.device import resolve_device
+from shelflab.models.encoders import encode, load_encoder, resolve_model_path
 
-from shelflab.models.device import resolve_device  # noqa: E402
-from shelflab.models.encoders import encode, load_encoder, resolve_model_path  # noqa: E402
-
-DATA = (
-    Path(
-        os.environ.get("SHELFLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
-    / "home-depot-search-relevance"
-)
+quiet_environment()
+DATA = default_data_dir() / "home-depot-search-relevance"
 
 
 def main() -> None:

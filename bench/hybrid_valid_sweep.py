@@ -29,8 +29,9 @@ def main() -> None:
     layout = Layout(find_root())
     params = load_params()
     splits = pl.read_parquet(layout.splits)
-    queries = split_frame(pl.read_parquet(layout.enriched / "queries.parquet"), splits,
-                          args.split).select("query_id", "text")
+    queries = split_frame(
+        pl.read_parquet(layout.enriched / "queries.parquet"), splits, args.split
+    ).select("query_id", "text")
     qrels = split_frame(pl.read_parquet(layout.qrels), splits, args.split)
     threshold = params["evaluate"]["relevance_threshold"]
     runs = [open_built_model(layout, n).retrieve(queries, args.depth) for n in ("bm25", "dense")]
@@ -44,8 +45,9 @@ def main() -> None:
         rows.append((f"rrf k={rrf_k} w_bm25={w}", evaluate(qrels, fused, metrics, threshold).means))
     for w, norm in itertools.product([0.5, 0.6, 0.7, 0.8, 0.9], ["minmax", "zscore"]):
         fused = fuse(runs, "weighted", k=100, rrf_k=60, weights=[w, 1 - w], norm=norm)
-        rows.append((f"weighted {norm} w_bm25={w}",
-                     evaluate(qrels, fused, metrics, threshold).means))
+        rows.append(
+            (f"weighted {norm} w_bm25={w}", evaluate(qrels, fused, metrics, threshold).means)
+        )
     print(f"{args.split} split, {queries.height} queries, depth {args.depth}")
     print(f"{'setting':<32}" + "".join(f"{m:>12}" for m in metrics))
     for name, means in sorted(rows, key=lambda r: -r[1]["ndcg@10"]):

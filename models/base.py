@@ -25,6 +25,21 @@ from typing import Any, ClassVar
 import polars as pl
 
 MODEL_FILE = "shelflab-model.json"
+INDEX_FILE = "shelflab-index.json"
+
+
+def read_index_meta(index_dir: Path, family: str) -> dict[str, Any]:
+    """The metadata a family's `build_index` wrote, or a clear error for a wrong directory."""
+    path = Path(index_dir) / INDEX_FILE
+    if not path.exists():
+        from shelflab.errors import InputError
+
+        raise InputError(
+            f"no {family} index here",
+            path=index_dir,
+            expected=f"a directory written by build_index ({INDEX_FILE})",
+        )
+    return json.loads(path.read_text())
 
 
 @dataclass

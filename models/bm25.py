@@ -11,7 +11,6 @@ are dropped too.) k larger than the catalog is clamped. Ranks follow `add_rank`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,13 +19,12 @@ import polars as pl
 from shelflab.atomic import write_json, write_parquet
 from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import Retriever
+from shelflab.models.base import INDEX_FILE, Retriever, read_index_meta
 from shelflab.models.params import Param
 
 if TYPE_CHECKING:
     import numpy as np
 
-INDEX_FILE = "shelflab-index.json"
 RUN_COLUMNS = [QUERY_ID, ITEM_ID, SCORE, RANK]
 
 
@@ -121,14 +119,7 @@ class BM25Retriever(Retriever):
         import bm25s
 
         index_dir = Path(index_dir)
-        meta_path = index_dir / INDEX_FILE
-        if not meta_path.exists():
-            raise InputError(
-                "no bm25 index here",
-                path=index_dir,
-                expected=f"a directory written by build_index ({INDEX_FILE})",
-            )
-        meta = json.loads(meta_path.read_text())
+        meta = read_index_meta(index_dir, self.family)
         analysis = ("stemmer", "stopwords", "lowercase", "k1", "b", "delta", "method")
         changed = [k for k in analysis if meta["params"].get(k) != self.params[k]]
         if changed:

@@ -11,7 +11,6 @@ computed at retrieve time. Scores are cosine similarities.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,14 +20,13 @@ import polars as pl
 from shelflab.atomic import atomic_path, write_json, write_parquet
 from shelflab.contract import ITEM_ID, QUERY_ID, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import Retriever
+from shelflab.models.base import INDEX_FILE, Retriever, read_index_meta
 from shelflab.models.bm25 import RUN_COLUMNS, check_items, empty_run
 from shelflab.models.params import Param
 
 if TYPE_CHECKING:
     import numpy as np
 
-INDEX_FILE = "shelflab-index.json"
 EXACT_QUERY_BATCH = 512
 
 
@@ -174,14 +172,7 @@ class DenseRetriever(Retriever):
         import numpy as np
 
         index_dir = Path(index_dir)
-        meta_path = index_dir / INDEX_FILE
-        if not meta_path.exists():
-            raise InputError(
-                "no dense index here",
-                path=index_dir,
-                expected=f"a directory written by build_index ({INDEX_FILE})",
-            )
-        meta = json.loads(meta_path.read_text())
+        meta = read_index_meta(index_dir, self.family)
         if meta.get("model_key") != self.model_key:
             raise ConfigError(
                 f"model {self.name!r}: index at {index_dir} was built with another "

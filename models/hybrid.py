@@ -11,19 +11,17 @@ Each component retrieves max(depth, k) candidates per query; the fused run keeps
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
 
 from shelflab.atomic import write_json
-from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import Retriever, TrainData
+from shelflab.errors import ConfigError
+from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_meta
 from shelflab.models.fusion import METHODS, NORMS, fuse
 from shelflab.models.params import Param
 
-INDEX_FILE = "shelflab-index.json"
 COMPONENTS = "components"
 
 
@@ -95,14 +93,7 @@ class HybridRetriever(Retriever):
         )
 
     def open_index(self, index_dir: Path) -> None:
-        path = Path(index_dir) / INDEX_FILE
-        if not path.exists():
-            raise InputError(
-                "no hybrid index marker here",
-                path=index_dir,
-                expected=f"a directory written by build_index ({INDEX_FILE})",
-            )
-        built = json.loads(path.read_text()).get("components")
+        built = read_index_meta(index_dir, self.family).get("components")
         if built != sorted(self.components):
             raise ConfigError(
                 f"model {self.name!r}: index at {index_dir} lists components "

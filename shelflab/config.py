@@ -30,6 +30,12 @@ def quiet_environment() -> None:
         os.environ.setdefault(key, value)
 
 
+def default_data_dir() -> Path:
+    """The real data beside the checkout (`../shared/data`); SHELFLAB_DATA_DIR overrides."""
+    here = Path(__file__).resolve().parents[1]
+    return Path(os.environ.get("SHELFLAB_DATA_DIR", here.parent / "shared" / "data"))
+
+
 def find_root(start: Path | None = None) -> Path:
     """The repo root: the nearest parent holding params.yaml (falls back to the cwd)."""
     here = (start or Path.cwd()).resolve()

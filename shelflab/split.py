@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from shelflab.contract import QUERY_ID, TEXT, require_columns
-from shelflab.errors import ConfigError, InputError
+from shelflab.contract import QUERY_ID, TEXT, validate_queries
+from shelflab.errors import ConfigError
 from shelflab.textnorm import NormalizeConfig, normalize
 
 SPLIT = "split"
@@ -67,25 +67,7 @@ def split_queries(
     for f in check_fractions(fractions, names):
         total += f
         cum.append(total)
-    require_columns(queries, [QUERY_ID, TEXT], source)
-    df = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
-    nulls = df[TEXT].is_null() | df[QUERY_ID].is_null()
-    if nulls.any():
-        raise InputError(
-            "empty query_id or text",
-            path=source,
-            row=int(nulls.arg_max()) + 1,
-            expected="every query with an id and a text",
-        )
-    dup = df[QUERY_ID].is_duplicated()
-    if dup.any():
-        i = int(dup.arg_max())
-        raise InputError(
-            f"duplicate query_id {df[QUERY_ID][i]!r}",
-            path=source,
-            row=i + 1,
-            expected="one row per query_id",
-        )
+    df = validate_queries(queries, source).select(QUERY_ID, TEXT)
 
     cfg = normalize_cfg or NormalizeConfig()
     texts = df[TEXT].unique(maintain_order=True).to_list()

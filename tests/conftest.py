@@ -6,15 +6,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 for key, value in {
-    "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1",
-    "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(key, value)
 
 
 def shared_data_dir() -> Path:
-    return Path(os.environ.get("SHELFLAB_DATA_DIR", REPO.parent / "shared" / "data"))
+    from shelflab.config import default_data_dir
+
+    return default_data_dir()
 
 
 @pytest.fixture(scope="session")
