@@ -57,6 +57,13 @@ from shelflab.evaluation.metrics import (
     parse_metric,
     required_depth,
 )
+from shelflab.evaluation.ranking import (
+    Keys,
+    join_on_keys,
+    pair_key,
+    positions_in_runs,
+    rank_positions,
+)
 
 __all__ = ["EvalResult", "build_gain_matrix", "evaluate"]
 
@@ -165,7 +172,7 @@ def _check_threshold(value: float) -> float:
     return threshold
 
 
-def _validated_run(run: pl.DataFrame, source: str) -> tuple[pl.DataFrame, _Keys]:
+def _validated_run(run: pl.DataFrame, source: str) -> tuple[pl.DataFrame, Keys]:
     """query_id, item_id, score of a checked run (rank is ignored, so it is not checked), and
     its hashed keys."""
     if not isinstance(run, pl.DataFrame):
@@ -180,66 +187,13 @@ def _validated_run(run: pl.DataFrame, source: str) -> tuple[pl.DataFrame, _Keys]
         and bool(run[SCORE].is_finite().all())
     )
     if well_typed:
-        keys = _Keys.of(run)
+        keys = Keys.of(run)
         if not keys.may_have_duplicates():
             return run, keys
     # the contract's own checks: raise its error, or return the cast run (a hash collision)
     checked = validate_run(run.with_columns(pl.lit(0, pl.Int64).alias(RANK)), source)
     run = checked.select(QUERY_ID, ITEM_ID, SCORE)
-    return run, _Keys.of(run)
-
-
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-@dataclass(frozen=True)
-class _Keys:
-    """64-bit hashes of a run's query_id and (query_id, item_id): integer keys for joins and
-    the duplicate check. A hash match is always confirmed on the strings."""
-
-    query: np.ndarray
-    pair: np.ndarray
-
-    @classmethod
-    def of(cls, df: pl.DataFrame) -> _Keys:
-        query = df[QUERY_ID].hash(seed=1).to_numpy()
-        return cls(query, _pair_key(query, df[ITEM_ID]))
-
-    def may_have_duplicates(self) -> bool:
-        """False only when no (query_id, item_id) repeats (True may be a collision)."""
-        if len(self.pair) < 2:
-            return False
-        ordered = np.sort(self.pair)
-        return bool((ordered[1:] == ordered[:-1]).any())
-
-
-def _pair_key(query_hash: np.ndarray, items: pl.Series) -> np.ndarray:
-    return (query_hash * _MIX) ^ items.hash(seed=2).to_numpy()
-
-
-def _join_on_keys(
-    left: pl.DataFrame,
-    left_keys: np.ndarray,
-    right: pl.DataFrame,
-    right_keys: np.ndarray,
-    on: list[str],
-) -> pl.DataFrame:
-    """Inner join of left (with a `row` index) and right on the string columns `on`, through
-    their 64-bit hashes; hash matches whose strings differ are dropped."""
-    joined = (
-        pl.DataFrame({"_k": left_keys})
-        .with_row_index("row")
-        .join(right.with_columns(pl.Series("_k", right_keys)), on="_k")
-    )
-    rows = joined["row"]
-    same = (
-        pl.all_horizontal([left[c].gather(rows) == joined[c] for c in on])
-        if joined.height
-        else None
-    )
-    if same is not None:
-        joined = joined.filter(same)
-    return joined.drop("_k", *on)
+    return run, Keys.of(run)
 
 
 def build_gain_matrix(
@@ -250,12 +204,12 @@ def build_gain_matrix(
     *,
     qrels_source: str = "qrels",
     run_source: str = "run",
-    keys: _Keys | None = None,
+    keys: Keys | None = None,
 ) -> tuple[GainMatrix, dict[str, Any]]:
     """Build the padded gain matrix of the evaluated queries from checked inputs (as returned
     by contract.validate_qrels / validate_run). Returns the matrix and a dict with query_ids
     (the matrix's row order) and the policy counts."""
-    keys = _Keys.of(run) if keys is None else keys
+    keys = Keys.of(run) if keys is None else keys
     # every qrels query with its number of relevant items; evaluated ones get a row `qi`
     qq = (
         qrels.group_by(QUERY_ID)
@@ -267,7 +221,7 @@ def build_gain_matrix(
     qi_table = evaluated.select(QUERY_ID).with_row_index("qi")
     qq = qq.join(qi_table, on=QUERY_ID, how="left")
 
-    ranking = _rank_positions(run, qq, keys)
+    ranking = rank_positions(run, qq, keys)
     n_run_queries = ranking.n_run_queries
     if ranking.n_common == 0:
         raise InputError(
@@ -298,8 +252,8 @@ def build_gain_matrix(
     )
     gains = np.zeros((n_eval, depth))
     if positives.height:
-        pos_keys = _pair_key(positives[QUERY_ID].hash(seed=1).to_numpy(), positives[ITEM_ID])
-        hits = _join_on_keys(run, keys.pair, positives, pos_keys, [QUERY_ID, ITEM_ID])
+        pos_keys = pair_key(positives[QUERY_ID].hash(seed=1).to_numpy(), positives[ITEM_ID])
+        hits = join_on_keys(run, keys.pair, positives, pos_keys, [QUERY_ID, ITEM_ID])
         if hits.height:
             pos = ranking.position[hits["row"].to_numpy()]
             keep = pos < depth
@@ -312,167 +266,7 @@ def build_gain_matrix(
     width = max(int(np.bincount(qi_pos, minlength=1).max()), 1)
     ideal = np.zeros((n_eval, width))
     if len(qi_pos):
-        ideal[qi_pos, _positions_in_runs(qi_pos)] = ranked[GRADE].to_numpy()
+        ideal[qi_pos, positions_in_runs(qi_pos)] = ranked[GRADE].to_numpy()
 
     matrix = GainMatrix(gains=gains, ideal=ideal, n_relevant=n_rel, threshold=threshold)
     return matrix, info
-
-
-# extra cells a padded (query x rank) score matrix may hold beyond 4 per run row before the
-# row-wise sort gives way to one global sort (runs with a few very long queries)
-_PADDING_ALLOWANCE = 1_000_000
-
-
-@dataclass(frozen=True)
-class _Ranking:
-    position: np.ndarray  # per run row: 0-based rank within its query (-1: not evaluated)
-    max_len: int  # longest run of an evaluated query
-    n_run_queries: int
-    n_common: int  # run queries present in the qrels
-    n_evaluated_in_run: int
-
-
-def _rank_positions(run: pl.DataFrame, qq: pl.DataFrame, keys: _Keys) -> _Ranking:
-    """0-based rank of every run row within its query: score descending, then item_id
-    descending. `qq`: query_id, n_rel, qi (row of an evaluated query, else null)."""
-    n = run.height
-    if n == 0:
-        return _Ranking(np.zeros(0, np.int64), 0, 0, 0, 0)
-    starts = _starts_if_in_order(run)
-    if starts is not None:  # grouped by query and ranked already: positions are offsets
-        groups = (
-            pl.DataFrame({QUERY_ID: run[QUERY_ID].gather(starts), "g": np.arange(len(starts))})
-            .join(qq, on=QUERY_ID, how="left")
-            .sort("g")
-        )
-        lengths = np.diff(np.append(starts, n))
-        group_qi = groups["qi"].cast(pl.Int64).fill_null(-1).to_numpy()
-        evaluated = group_qi >= 0
-        position = np.arange(n) - np.repeat(starts, lengths)
-        position[np.repeat(~evaluated, lengths)] = -1
-        return _Ranking(
-            position=position,
-            max_len=int(lengths[evaluated].max()) if evaluated.any() else 0,
-            n_run_queries=len(starts),
-            n_common=int(groups["n_rel"].is_not_null().sum()),
-            n_evaluated_in_run=int(evaluated.sum()),
-        )
-
-    table = qq.select(QUERY_ID, "qi").with_row_index("k")
-    matched = _join_on_keys(
-        run, keys.query, table, table[QUERY_ID].hash(seed=1).to_numpy(), [QUERY_ID]
-    )
-    n_not_in_qrels = 0
-    if matched.height < n:
-        known = np.zeros(n, dtype=bool)
-        known[matched["row"].to_numpy()] = True
-        unknown = keys.query[~known]
-        n_not_in_qrels = len(np.unique(unknown))  # distinct hashes: exact unless a collision
-    n_common = int((np.bincount(matched["k"].to_numpy()) > 0).sum()) if matched.height else 0
-    matched = matched.filter(pl.col("qi").is_not_null())
-    position = np.full(n, -1, dtype=np.int64)
-    rows = matched["row"].to_numpy().astype(np.int64)
-    qi = matched["qi"].to_numpy().astype(np.int64)
-    lengths = np.bincount(qi) if len(qi) else np.zeros(0, np.int64)
-    max_len = int(lengths.max()) if len(qi) else 0
-    ranking = _Ranking(
-        position, max_len, n_common + n_not_in_qrels, n_common, int((lengths > 0).sum())
-    )
-    if not len(qi):
-        return ranking
-    if len(lengths) * max_len <= 4 * len(qi) + _PADDING_ALLOWANCE:
-        position[rows] = _segmented_positions(run, rows, qi, lengths, max_len)
-    else:  # a few very long queries: a padded matrix would be mostly empty
-        position[rows] = _sorted_positions(run, rows, qi)
-    return ranking
-
-
-def _sorted_positions(run: pl.DataFrame, rows: np.ndarray, qi: np.ndarray) -> np.ndarray:
-    """Rank within query of run[rows] by one global sort on (qi, score desc, item_id desc)."""
-    sub = pl.DataFrame(
-        {"qi": qi, SCORE: run[SCORE].gather(rows), ITEM_ID: run[ITEM_ID].gather(rows)}
-    )
-    order = (
-        sub.select(pl.arg_sort_by(["qi", SCORE, ITEM_ID], descending=[False, True, True]))
-        .to_series()
-        .to_numpy()
-    )
-    out = np.empty(len(rows), dtype=np.int64)
-    out[order] = _positions_in_runs(qi[order])
-    return out
-
-
-def _segmented_positions(
-    run: pl.DataFrame, rows: np.ndarray, qi: np.ndarray, lengths: np.ndarray, max_len: int
-) -> np.ndarray:
-    """Rank within query of run[rows] (query index qi): each query's scores are laid out as a
-    row of a padded matrix and sorted row-wise; when scores tie, by (-score, -item code)."""
-    # rows grouped by query (a radix sort when query indexes fit in 16 bits)
-    if len(lengths) <= 1 << 16:
-        order = np.argsort(qi.astype(np.uint16), kind="stable")
-    else:
-        order = pl.Series(qi).arg_sort().to_numpy()
-    shape = (len(lengths), max_len)
-    if (lengths == max_len).all():  # every query has max_len rows: a plain reshape
-
-        def lay(values: np.ndarray, fill: float) -> np.ndarray:
-            return values.reshape(shape)
-    else:
-        starts = np.cumsum(lengths) - lengths
-        cell = np.arange(len(qi)) + np.repeat(np.arange(len(lengths)) * max_len - starts, lengths)
-
-        def lay(values: np.ndarray, fill: float) -> np.ndarray:
-            out = np.full(shape[0] * shape[1], fill, dtype=values.dtype)
-            out[cell] = values
-            return out.reshape(shape)
-
-    scores = lay(-run[SCORE].to_numpy()[rows[order]], np.inf)  # ascending -score; pad last
-    perm = np.argsort(scores, axis=1, kind="stable")
-    ranked = np.take_along_axis(scores, perm, axis=1)
-    if ((ranked[:, 1:] == ranked[:, :-1]) & np.isfinite(ranked[:, 1:])).any():
-        # ties: item_id descending = item code descending
-        codes = lay(-_item_codes(run[ITEM_ID].gather(rows[order])), 0)
-        perm = np.lexsort((codes, scores), axis=1)
-    ranked_where = np.take_along_axis(lay(order, -1), perm, axis=1)
-    out = np.empty(len(rows), dtype=np.int64)
-    if len(rows) == ranked_where.size:  # no padding
-        out[ranked_where.ravel()] = np.tile(np.arange(max_len), len(lengths))
-    else:
-        filled = ranked_where >= 0
-        out[ranked_where[filled]] = np.nonzero(filled)[1]
-    return out
-
-
-def _item_codes(items: pl.Series) -> np.ndarray:
-    """Rank of each item_id in the lexicographic order of the distinct ids (0-based), through
-    64-bit hashes of the ids; exact (a hash collision falls back to ranking the strings)."""
-    hashed = pl.DataFrame({"h": items.hash(seed=2)})
-    distinct = hashed["h"].unique().to_frame().with_row_index("i")
-    which = hashed.join(distinct, on="h", how="left", maintain_order="left")["i"].to_numpy()
-    rep = np.empty(distinct.height, dtype=np.int64)
-    rep[which[::-1]] = np.arange(len(items) - 1, -1, -1)  # first row holding each hash
-    if not (items == items.gather(rep[which])).all():  # two ids share a hash
-        return items.rank("dense").cast(pl.Int64).to_numpy()
-    code = np.empty(distinct.height, dtype=np.int64)
-    code[items.gather(rep).arg_sort().to_numpy()] = np.arange(distinct.height)
-    return code[which]
-
-
-def _positions_in_runs(keys: np.ndarray) -> np.ndarray:
-    """0-based offset of each element within its run of equal consecutive keys."""
-    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    return np.arange(len(keys)) - np.repeat(first, np.diff(np.append(first, len(keys))))
-
-
-def _starts_if_in_order(run: pl.DataFrame) -> np.ndarray | None:
-    """First row of each query when the run is grouped by query (one block each) with scores
-    descending and ties by item_id descending; else None."""
-    q, s, d = pl.col(QUERY_ID), pl.col(SCORE), pl.col(ITEM_ID)
-    change = (q != q.shift(1)).fill_null(True)
-    ordered = change | (s < s.shift(1)) | ((s == s.shift(1)) & (d < d.shift(1)))
-    flags = run.select(change.alias("change"), ordered.all().alias("ordered"))
-    if not flags["ordered"][0]:
-        return None
-    starts = np.flatnonzero(flags["change"].to_numpy())
-    firsts = run[QUERY_ID].gather(starts)
-    return starts if firsts.n_unique() == len(starts) else None

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import pytrec_eval
 
-import shelflab.evaluation.harness as harness
+import shelflab.evaluation.ranking as ranking
 from shelflab.errors import ConfigError, InputError
 from shelflab.evaluation.harness import evaluate
 
@@ -133,7 +133,7 @@ def test_input_order_does_not_matter(monkeypatch):
         evaluate(qrels, distinct.sample(fraction=1.0, shuffle=True, seed=5), METRICS).per_query
     )
     # runs with a few very long queries take the global-sort path: same numbers
-    monkeypatch.setattr(harness, "_PADDING_ALLOWANCE", -(10**9))
+    monkeypatch.setattr(ranking, "_PADDING_ALLOWANCE", -(10**9))
     fallback = evaluate(qrels, run.sample(fraction=1.0, shuffle=True, seed=4), METRICS)
     assert fallback.per_query.equals(ordered.per_query)
 
