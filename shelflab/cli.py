@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--out", required=True, help="TREC run file to write")
     rt.set_defaults(handler=cmd_retrieve)
 
+    from shelflab.tuning_cli import add_tune_parser
+
+    add_tune_parser(sub)
+
     lb = sub.add_parser("leaderboard", help="all models of an MLflow experiment, with CIs")
     lb.add_argument("--experiment", help="MLflow experiment (default from params.yaml)")
     lb.add_argument("--metric", help="sort metric (default leaderboard.metric in params.yaml)")

@@ -8,11 +8,13 @@ from shelflab.config import find_root, load_params, model_spec
 from shelflab.layout import Layout
 from shelflab.models import create
 from shelflab.pipeline import model_context, train_data
+from shelflab.tuning import tuned_spec
 
 
 def main(name: str) -> None:
     layout = Layout(find_root())
-    spec = model_spec(load_params(), name)
+    # the tune@ stage's best values on top of params.yaml (pass-through when not tuned)
+    spec = tuned_spec(layout.root, name, model_spec(load_params(), name))
     model = create(name, spec, model_context(layout))
     start = time.perf_counter()
     model.fit(train_data(layout))

@@ -1,0 +1,104 @@
+"""The tuning objective: a model spec -> its score on the VALID split (never test).
+
+A trial builds the model on the pipeline data (fit on train, `build_index` of the whole
+catalog into a temp dir), retrieves the valid queries at depth `k` and scores them with the
+evaluation harness. Runs are cached per process by the resolved spec, so a repeated
+configuration costs nothing. A hybrid's component runs do not depend on the fusion params:
+each component's valid run is computed once per process and every trial only fuses.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from shelflab.errors import ConfigError
+from shelflab.models.base import ModelContext, TrainData
+
+TUNABLE_SPLITS = ("valid", "train")
+
+
+class Evaluator:
+    """Scores model specs on one split; holds the per-process run cache."""
+
+    def __init__(
+        self,
+        data: TrainData,
+        *,
+        metric: str = "ndcg@10",
+        split: str = "valid",
+        k: int = 100,
+        relevance_threshold: float = 1.0,
+        ctx: ModelContext | None = None,
+    ) -> None:
+        if split not in TUNABLE_SPLITS:
+            raise ConfigError(
+                f"tune.split = {split!r}: tuning may only use {' or '.join(TUNABLE_SPLITS)} "
+                "(the test split is kept for the final evaluation)"
+            )
+        queries = data.valid_queries if split == "valid" else data.train_queries
+        qrels = data.valid_qrels if split == "valid" else data.train_qrels
+        if queries is None or qrels is None or queries.height == 0:
+            raise ConfigError(f"tune: the {split} split has no queries")
+        self.data = data
+        self.queries = queries.select("query_id", "text")
+        self.qrels = qrels
+        self.metric = metric
+        self.k = k
+        self.relevance_threshold = relevance_threshold
+        self.ctx = ctx or ModelContext(show_progress=False)
+        self._runs: dict[str, pl.DataFrame] = {}
+
+    # --- runs -----------------------------------------------------------------------
+    def run_for(self, name: str, spec: Mapping[str, Any], depth: int) -> pl.DataFrame:
+        """fit -> build_index (temp dir) -> retrieve, cached by (resolved spec, depth)."""
+        from shelflab.models.registry import create, family_of, validate_spec
+
+        resolved = {"family": family_of(name, spec), **validate_spec(name, spec)}
+        key = json.dumps([resolved, depth], sort_keys=True, default=str)
+        if key not in self._runs:
+            model = create(name, resolved, self.ctx)
+            try:
+                model.fit(self.data)
+                with tempfile.TemporaryDirectory(prefix=f"shelflab-tune-{name}-") as tmp:
+                    model.build_index(self.data.items, Path(tmp))
+                    run = model.retrieve(self.queries, depth)
+            finally:
+                model.close()
+            self._runs[key] = run
+        return self._runs[key]
+
+    def model_run(self, name: str, spec: Mapping[str, Any]) -> pl.DataFrame:
+        from shelflab.models.fusion import fuse
+        from shelflab.models.registry import family_of, validate_spec
+
+        if family_of(name, spec) != "hybrid":
+            return self.run_for(name, spec, self.k)
+        p = validate_spec(name, spec)  # components resolved, fusion params checked
+        depth = max(p["depth"], self.k)
+        runs = [self.run_for(n, s, depth) for n, s in p["components"].items()]
+        return fuse(
+            runs, p["method"], k=self.k, rrf_k=p["rrf_k"], weights=p["weights"], norm=p["norm"]
+        )
+
+    # --- score ------------------------------------------------------------------------
+    def score(self, name: str, spec: Mapping[str, Any]) -> float:
+        from shelflab.evaluation.harness import evaluate
+
+        run = self.model_run(name, spec)
+        if run.height == 0:
+            return 0.0
+        result = evaluate(
+            self.qrels,
+            run,
+            [self.metric],
+            relevance_threshold=self.relevance_threshold,
+            qrels_source=f"{self.metric} qrels",
+            run_source=f"{name} run",
+        )
+        return float(result.means[self.metric])
