@@ -17,6 +17,7 @@ from shelflab.models.bm25 import BM25Retriever
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.params import resolve_params
+from shelflab.models.xgb_ltr import XGBRankerRetriever
 
 FAMILIES: dict[str, type[Retriever]] = {}
 
@@ -27,7 +28,7 @@ def register(cls: type[Retriever]) -> type[Retriever]:
     return cls
 
 
-for _cls in (BM25Retriever, DenseRetriever, HybridRetriever):
+for _cls in (BM25Retriever, DenseRetriever, HybridRetriever, XGBRankerRetriever):
     register(_cls)
 
 

@@ -1,6 +1,8 @@
 """evaluate@<model>: retrieve for the valid/test queries, score with the harness, log to MLflow."""
 
 import sys
+import tempfile
+from pathlib import Path
 
 import polars as pl
 
@@ -53,7 +55,20 @@ def main(name: str) -> None:
         metric_at_k_plot(report.curve, f"{name} — test split", png)
         artifacts += [csv, png]
 
-    run_id = log_evaluation(
+    with tempfile.TemporaryDirectory() as extra:
+        run_id = _log(root, params, name, model, report, artifacts, inputs, Path(extra))
+    test = report.summary.get("test", {})
+    shown = ", ".join(f"{m}={v['mean']:.4f}" for m, v in test.items() if not m.startswith("_"))
+    print(f"evaluate@{name}: test {shown} (mlflow run {run_id})")
+
+
+def _log(root, params, name, model, report, artifacts, inputs, extra: Path) -> str:
+    """One MLflow run; learned rankers also get their feature-importance plot (MLflow only)."""
+    if hasattr(model, "feature_importance"):
+        from shelflab.models.xgb_ltr import plot_feature_importance
+
+        artifacts = [*artifacts, plot_feature_importance(model, extra / "feature_importance.png")]
+    return log_evaluation(
         tracking_uri=tracking_uri(params, root),
         experiment=experiment_name(params),
         model_name=name,
@@ -69,9 +84,6 @@ def main(name: str) -> None:
         artifacts=artifacts,
         curve_steps=report.curve_steps(),
     )
-    test = report.summary.get("test", {})
-    shown = ", ".join(f"{m}={v['mean']:.4f}" for m, v in test.items() if not m.startswith("_"))
-    print(f"evaluate@{name}: test {shown} (mlflow run {run_id})")
 
 
 if __name__ == "__main__":

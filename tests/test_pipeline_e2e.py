@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -53,9 +54,14 @@ def pipeline(tmp_path_factory, repo_root):
     return work, first.stdout
 
 
+def model_names(work):
+    return list(yaml.safe_load((work / "params.yaml").read_text())["models"])
+
+
 def test_repro_builds_every_model(pipeline):
     work, out = pipeline
-    models = ["bm25", "dense", "hybrid"]
+    models = model_names(work)
+    assert {"bm25", "dense", "hybrid", "xgb_ltr"} <= set(models)
     expected = {"ingest", "split", "enrich", "leaderboard"} | {
         f"{s}@{m}" for s in ("train", "index", "evaluate") for m in models
     }
@@ -170,7 +176,7 @@ def test_leaderboard_from_mlflow(pipeline):
     work, _ = pipeline
     out = sh(["shelflab", "leaderboard", "--format", "json"], work).stdout
     rows = json.loads(out)
-    assert {row["model"] for row in rows} == {"bm25", "dense", "hybrid"}
+    assert {row["model"] for row in rows} == set(model_names(work))
     assert [row["ndcg@10"] for row in rows] == sorted(
         (row["ndcg@10"] for row in rows), reverse=True
     )

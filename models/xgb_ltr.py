@@ -1,0 +1,470 @@
+"""`xgb_ltr`: XGBoost learning to rank over the top-N candidates of a first-stage model.
+
+params.yaml: `components` are whole model specs (YAML anchors, as for `hybrid`), built inside
+this model's own directories (`<model_dir>/components/<name>`, `<index_dir>/components/<name>`);
+`first_stage` names the component whose top `candidates` items are reranked.
+
+Feature models: every component and, for a `hybrid` component, each of its own components
+(named `<hybrid>.<sub>`), so `components: {hybrid: *hybrid}` yields bm25, dense and fused
+features without building anything twice. Per feature model (group "scores", see
+`shelflab.models.features`): score, reciprocal rank in its own top-`candidates` list, and
+- bm25: the exact bm25 score of every candidate (bm25s `get_scores` for the query),
+- dense: the exact cosine of every candidate (query embedding . item embedding),
+- others (hybrid, future families): the run's score, a candidate absent from the run getting
+  that run's lowest score for the query, plus a `<name>_missing` indicator.
+A component family may provide `score_pairs(queries, pairs) -> list[float]` to give exact
+scores (e.g. a cross-encoder); it is then used like bm25/dense.
+Text features (lexical, fuzzy, length, numeric) come from the query and item texts.
+
+train@: `fit` builds private copies of the components in a temporary directory (dense item
+embeddings come from the shared cache; no Chroma collection unless `search: chroma`), makes
+the candidates of the train (and valid) queries, labels them with the qrels grades (unjudged
+= 0), and trains a booster (hist, fixed `nthread`, `seed`: deterministic on CPU), early
+stopping on valid ndcg@10 when a valid split is given. Labels are the grades with linear gain
+(`ndcg_exp_gain: false`, so fractional grades work); rank:map takes binary labels (grade > 0).
+Queries with no relevant candidate are dropped (they carry no ranking signal). Refused with
+InputError: a train split with no positive pair (in the qrels, or among the candidates), a
+valid split given with no judged relevant query (or none found by the first stage).
+
+model_dir: `shelflab-model.json`, `booster.json` (XGBoost JSON, no pickle), `ltr.json`
+(feature names, rounds, training counts), `components/<name>/`.
+index_dir: `shelflab-index.json`, `items.parquet` (item_id, text: the text features need it),
+`components/<name>/`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from shelflab.atomic import write_json, write_parquet
+from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
+from shelflab.errors import ConfigError, InputError
+from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_meta
+from shelflab.models.bm25 import RUN_COLUMNS, BM25Retriever, check_items, empty_run
+from shelflab.models.dense import DenseRetriever
+from shelflab.models.features import (
+    GROUPS,
+    ITEM_TEXT,
+    QUERY_TEXT,
+    model_score_features,
+    text_feature_frame,
+)
+from shelflab.models.hybrid import HybridRetriever
+from shelflab.models.params import Param
+
+COMPONENTS = "components"
+BOOSTER_FILE = "booster.json"
+LTR_FILE = "ltr.json"
+OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
+
+
+def _fit_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec of the private copy built during fit: no Chroma collection unless searched."""
+    spec = dict(spec)
+    if spec.get("family") == "dense" and spec.get("search") != "chroma":
+        spec["chroma"] = False
+    if spec.get("family") == "hybrid":
+        spec[COMPONENTS] = {n: _fit_spec(s) for n, s in spec[COMPONENTS].items()}
+    return spec
+
+
+class XGBRankerRetriever(Retriever):
+    family: ClassVar[str] = "xgb_ltr"
+    PARAMS: ClassVar[dict[str, Param]] = {
+        "components": Param(
+            "models",
+            {"hybrid": {"family": "hybrid"}},
+            help="component name -> model params; each one also gives features",
+        ),
+        "first_stage": Param("str", "hybrid", help="the component that proposes candidates"),
+        "candidates": Param("int", 100, min=1, help="first-stage items reranked per query"),
+        "objective": Param("str", "rank:ndcg", choices=OBJECTIVES),
+        "max_depth": Param("int", 6, min=1),
+        "eta": Param("float", 0.1, min=0.0),
+        "n_estimators": Param("int", 300, min=1),
+        "early_stopping_rounds": Param("int", 30, min=0, help="0: no early stopping"),
+        "min_child_weight": Param("float", 1.0, min=0.0),
+        "subsample": Param("float", 1.0, min=0.0, max=1.0),
+        "seed": Param("int", 42),
+        "nthread": Param("int", 2, min=1, help="fixed for deterministic training"),
+        "features": Param("list[str]", list(GROUPS), help="feature groups: " + ", ".join(GROUPS)),
+    }
+
+    @staticmethod
+    def check_params(model: str, params: dict[str, Any]) -> None:
+        from shelflab.models.registry import validate_spec
+
+        comps = params[COMPONENTS]
+        if not comps:
+            raise ConfigError(f"model {model!r}: param 'components' is empty")
+        for name, spec in comps.items():
+            if spec.get("family") == XGBRankerRetriever.family:
+                raise ConfigError(f"model {model!r}: component {name!r} is itself an xgb_ltr")
+            comps[name] = {"family": spec.get("family", name), **validate_spec(name, spec)}
+        if params["first_stage"] not in comps:
+            raise ConfigError(
+                f"model {model!r}: param 'first_stage' = {params['first_stage']!r} is not a "
+                f"component (components: {', '.join(comps)})"
+            )
+        feats = params["features"]
+        bad = [f for f in feats if f not in GROUPS]
+        if bad or not feats:
+            raise ConfigError(
+                f"model {model!r}: param 'features' = {feats!r} (expected a non-empty list "
+                f"of: {', '.join(GROUPS)})"
+            )
+        if params["subsample"] <= 0:
+            raise ConfigError(f"model {model!r}: param 'subsample' must be > 0")
+
+    def __init__(self, name: str, params: dict[str, Any], ctx: Any) -> None:
+        super().__init__(name, params, ctx)
+        from shelflab.models.registry import create
+
+        self.components = {n: create(n, spec, ctx) for n, spec in params[COMPONENTS].items()}
+        self.booster: Any = None
+        self.feature_names: list[str] = []
+        self.train_info: dict[str, Any] = {}
+        self._items: pl.DataFrame | None = None
+
+    # --- features -------------------------------------------------------------------
+    @staticmethod
+    def feature_models(components: dict[str, Retriever]) -> Iterator[tuple[str, Retriever]]:
+        for name, model in components.items():
+            yield name, model
+            if isinstance(model, HybridRetriever):
+                for sub, inner in model.components.items():
+                    yield f"{name}.{sub}", inner
+
+    def _features(
+        self,
+        components: dict[str, Retriever],
+        queries: pl.DataFrame,
+        items: pl.DataFrame,
+        n: int,
+    ) -> pl.DataFrame:
+        """(query_id, item_id, first-stage rank, features...) for the top-n candidates."""
+        queries = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
+        first = components[self.params["first_stage"]].retrieve(queries, n)
+        cands = first.sort(QUERY_ID, RANK).select(QUERY_ID, ITEM_ID, RANK)
+        frame = cands
+        groups = self.params["features"]
+        if "scores" in groups:
+            for fname, model in self.feature_models(components):
+                run = first if model is components[self.params["first_stage"]] else None
+                if run is None:
+                    run = model.retrieve(queries, n)
+                exact = pair_scores(model, queries, cands)
+                feats = model_score_features(cands, run, fname, exact)
+                frame = frame.hstack(feats.drop(QUERY_ID, ITEM_ID))
+        text_groups = [g for g in groups if g != "scores"]
+        if text_groups:
+            pairs = cands.join(
+                queries.rename({TEXT: QUERY_TEXT}), on=QUERY_ID, how="left", maintain_order="left"
+            ).join(items.rename({TEXT: ITEM_TEXT}), on=ITEM_ID, how="left", maintain_order="left")
+            frame = frame.hstack(text_feature_frame(pairs, text_groups).drop(QUERY_ID, ITEM_ID))
+        return frame
+
+    # --- train@ -----------------------------------------------------------------------
+    def fit(self, train: TrainData) -> None:
+        import xgboost as xgb
+
+        from shelflab.models.registry import create
+
+        _require_positive(train.train_qrels, "train_qrels", "training")
+        has_valid = train.valid_queries is not None and train.valid_queries.height > 0
+        if has_valid:
+            _require_positive(train.valid_qrels, "valid_qrels", "valid")
+        items = check_items(train.items)
+        with tempfile.TemporaryDirectory(prefix="xgb_ltr-") as tmp:
+            comps = {
+                n: create(n, _fit_spec(spec), self.ctx)
+                for n, spec in self.params[COMPONENTS].items()
+            }
+            try:
+                for n, model in comps.items():
+                    sub = Path(tmp) / n
+                    sub.mkdir()
+                    model.build_index(items, sub)
+                tr = self._labelled(comps, train.train_queries, train.train_qrels, items)
+                va = None
+                if has_valid:
+                    assert train.valid_queries is not None and train.valid_qrels is not None
+                    va = self._labelled(comps, train.valid_queries, train.valid_qrels, items)
+            finally:
+                for model in comps.values():
+                    model.close()
+        n = self.params["candidates"]
+        if tr.height == 0:
+            raise InputError(
+                f"no positive (query, item) pair among the top {n} first-stage candidates "
+                "of the training queries",
+                path="train_qrels",
+                expected="training queries whose relevant items (grade > 0) the first stage finds",
+            )
+        if va is not None and va.height == 0:
+            raise InputError(
+                f"no valid query has a relevant item among its top {n} first-stage candidates",
+                path="valid_qrels",
+                expected="judged valid queries whose relevant items the first stage finds",
+            )
+        names = [c for c in tr.columns if c not in (QUERY_ID, ITEM_ID, RANK, GRADE, "_qid")]
+        p = self.params
+        xparams = {
+            "objective": p["objective"],
+            "eval_metric": "ndcg@10",
+            "eta": p["eta"],
+            "max_depth": p["max_depth"],
+            "min_child_weight": p["min_child_weight"],
+            "subsample": p["subsample"],
+            "seed": p["seed"],
+            "nthread": p["nthread"],
+            "tree_method": "hist",
+            "ndcg_exp_gain": False,  # linear gain: graded float labels (0, 0.33, ...)
+        }
+        binary = p["objective"] == "rank:map"
+        dtrain = _dmatrix(tr, names, binary)
+        evals = [(dtrain, "train")]
+        if va is not None:
+            evals.append((_dmatrix(va, names, binary), "valid"))
+        stop = p["early_stopping_rounds"] if va is not None and p["early_stopping_rounds"] else None
+        history: dict[str, Any] = {}
+        booster = xgb.train(
+            xparams,
+            dtrain,
+            num_boost_round=p["n_estimators"],
+            evals=evals,
+            early_stopping_rounds=stop,
+            evals_result=history,
+            verbose_eval=False,
+        )
+        rounds = booster.num_boosted_rounds()
+        if stop is not None:
+            rounds = booster.best_iteration + 1
+            booster = booster[:rounds]
+        self.booster, self.feature_names = booster, names
+        self.train_info = {
+            "rounds": rounds,
+            "train_pairs": tr.height,
+            "train_queries": tr[QUERY_ID].n_unique(),
+            "valid_pairs": 0 if va is None else va.height,
+            "valid_queries": 0 if va is None else va[QUERY_ID].n_unique(),
+            "valid_ndcg@10": (
+                history["valid"]["ndcg@10"][rounds - 1] if "valid" in history else None
+            ),
+        }
+
+    def _labelled(
+        self,
+        comps: dict[str, Retriever],
+        queries: pl.DataFrame,
+        qrels: pl.DataFrame,
+        items: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Features + grade (unjudged = 0) of the queries' candidates; queries without a
+        relevant candidate dropped; sorted by query (xgboost wants contiguous groups)."""
+        judged = qrels.select(
+            pl.col(QUERY_ID).cast(pl.String),
+            pl.col(ITEM_ID).cast(pl.String),
+            pl.col(GRADE).cast(pl.Float64),
+        )
+        queries = queries.filter(pl.col(QUERY_ID).cast(pl.String).is_in(judged[QUERY_ID].implode()))
+        if queries.height == 0:
+            return pl.DataFrame()
+        frame = self._features(comps, queries, items, self.params["candidates"])
+        frame = frame.join(judged, on=[QUERY_ID, ITEM_ID], how="left", maintain_order="left")
+        frame = frame.with_columns(pl.col(GRADE).fill_null(0.0).clip(lower_bound=0.0))
+        frame = frame.filter((pl.col(GRADE) > 0).any().over(QUERY_ID))
+        return frame.sort(QUERY_ID, RANK, maintain_order=True)
+
+    def save_extra(self, model_dir: Path) -> None:
+        if self.booster is None:
+            raise ConfigError(f"model {self.name!r}: call fit before save")
+        for name, model in self.components.items():
+            sub = Path(model_dir) / COMPONENTS / name
+            sub.mkdir(parents=True)
+            model.save(sub)
+        self.booster.save_model(str(Path(model_dir) / BOOSTER_FILE))
+        write_json(
+            {"features": self.feature_names, "train": self.train_info},
+            Path(model_dir) / LTR_FILE,
+        )
+
+    def load_extra(self, model_dir: Path) -> None:
+        import json
+
+        import xgboost as xgb
+
+        from shelflab.models.registry import load
+
+        model_dir = Path(model_dir)
+        for name in self.components:
+            self.components[name] = load(model_dir / COMPONENTS / name, self.ctx)
+        path = model_dir / BOOSTER_FILE
+        if not path.exists():
+            raise InputError("no such file", path=path, expected="an XGBoost JSON model (fit)")
+        booster = xgb.Booster()
+        booster.load_model(str(path))
+        booster.set_param({"nthread": self.params["nthread"]})
+        meta = json.loads((model_dir / LTR_FILE).read_text())
+        self.booster, self.feature_names = booster, list(meta["features"])
+        self.train_info = meta.get("train", {})
+
+    # --- index@ -----------------------------------------------------------------------
+    def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
+        items = check_items(items)
+        for name, model in self.components.items():
+            sub = Path(index_dir) / COMPONENTS / name
+            sub.mkdir(parents=True)
+            model.build_index(items, sub)
+        write_parquet(items, Path(index_dir) / "items.parquet")
+        write_json(
+            {"family": self.family, "name": self.name, "components": sorted(self.components)},
+            Path(index_dir) / INDEX_FILE,
+        )
+        self._items = items
+
+    def open_index(self, index_dir: Path) -> None:
+        built = read_index_meta(index_dir, self.family).get("components")
+        if built != sorted(self.components):
+            raise ConfigError(
+                f"model {self.name!r}: index at {index_dir} lists components "
+                f"{built}, params say {sorted(self.components)}; rebuild it"
+            )
+        for name, model in self.components.items():
+            model.open_index(Path(index_dir) / COMPONENTS / name)
+        self._items = pl.read_parquet(Path(index_dir) / "items.parquet")
+
+    # --- retrieve -----------------------------------------------------------------------
+    def scores(self, features: pl.DataFrame) -> Any:
+        """Booster scores (float64 numpy) for a frame holding the feature columns."""
+        import numpy as np
+        import xgboost as xgb
+
+        if self.booster is None:
+            raise ConfigError(f"model {self.name!r}: call fit or load first")
+        x = features.select(self.feature_names).to_numpy().astype(np.float32)
+        return self.booster.predict(xgb.DMatrix(x, feature_names=self.feature_names)).astype(
+            np.float64
+        )
+
+    def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
+        if self._items is None:
+            raise ConfigError(f"model {self.name!r}: call build_index or open_index first")
+        require_columns(queries, [QUERY_ID, TEXT], "queries")
+        if k < 1 or queries.height == 0:
+            return empty_run()
+        n = max(self.params["candidates"], k)
+        frame = self._features(self.components, queries, self._items, n)
+        if frame.height == 0:
+            return empty_run()
+        run = frame.select(QUERY_ID, ITEM_ID).with_columns(
+            pl.Series(SCORE, self.scores(frame), dtype=pl.Float64)
+        )
+        return add_rank(run).filter(pl.col(RANK) <= k).select(RUN_COLUMNS)
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain of every feature (0 for features no tree splits on)."""
+        if self.booster is None:
+            raise ConfigError(f"model {self.name!r}: call fit or load first")
+        gain = self.booster.get_score(importance_type="total_gain")
+        return {f: float(gain.get(f, 0.0)) for f in self.feature_names}
+
+    def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:
+        return {
+            f"{name}.{key}": value
+            for name, model in self.components.items()
+            for key, value in model.diagnostics(queries, k).items()
+        }
+
+    def close(self) -> None:
+        for model in self.components.values():
+            model.close()
+
+
+def _require_positive(qrels: pl.DataFrame | None, source: str, split: str) -> None:
+    if qrels is None or qrels.height == 0 or not (qrels[GRADE].cast(pl.Float64) > 0).any():
+        raise InputError(
+            f"the {split} split has no positive (query, item) pair",
+            path=source,
+            expected="judged queries with at least one relevant item (grade > 0)",
+        )
+
+
+def _dmatrix(frame: pl.DataFrame, names: list[str], binary: bool) -> Any:
+    """binary (rank:map, which takes 0/1 labels only): label = grade > 0."""
+    import numpy as np
+    import xgboost as xgb
+
+    label = frame[GRADE].to_numpy()
+    if binary:
+        label = (label > 0).astype(np.float64)
+
+    qid = frame.select(pl.col(QUERY_ID).rank("dense"))[QUERY_ID].to_numpy().astype(np.int64)
+    return xgb.DMatrix(
+        frame.select(names).to_numpy().astype(np.float32),
+        label=label,
+        qid=qid,
+        feature_names=names,
+    )
+
+
+def pair_scores(model: Retriever, queries: pl.DataFrame, pairs: pl.DataFrame) -> list[float] | None:
+    """Exact scores of `model` for every (query_id, item_id) pair, or None when the family has
+    no cheap way to score arbitrary pairs."""
+    import numpy as np
+
+    if hasattr(model, "score_pairs"):
+        return list(model.score_pairs(queries, pairs))
+    qids = queries[QUERY_ID].to_list()
+    texts = queries[TEXT].fill_null("").to_list()
+    row_of_query = {q: i for i, q in enumerate(qids)}
+    pq = [row_of_query[q] for q in pairs[QUERY_ID].to_list()]
+    if isinstance(model, DenseRetriever):
+        model._require_index()
+        assert model._emb is not None and model._ids is not None
+        row_of_item = {str(i): r for r, i in enumerate(model._ids.tolist())}
+        pi = np.asarray([row_of_item[i] for i in pairs[ITEM_ID].to_list()], dtype=np.int64)
+        q = model.embed_queries(texts)
+        return np.einsum("ij,ij->i", q[pq], model._emb[pi]).astype(np.float64).tolist()
+    if isinstance(model, BM25Retriever):
+        bm25, ids = model._bm25, model._item_ids
+        if bm25 is None or ids is None:
+            raise ConfigError(f"model {model.name!r}: call build_index or open_index first")
+        row_of_item = {str(i): r for r, i in enumerate(ids.tolist())}
+        pi = np.asarray([row_of_item[i] for i in pairs[ITEM_ID].to_list()], dtype=np.int64)
+        vocab = bm25.vocab_dict
+        tokens = model._tokenize(texts)
+        out = np.zeros(len(pq), dtype=np.float64)
+        pq_arr = np.asarray(pq, dtype=np.int64)
+        for qi in np.unique(pq_arr):
+            known = [t for t in tokens[qi] if t in vocab and t != ""]
+            if not known:
+                continue
+            mask = pq_arr == qi
+            out[mask] = bm25.get_scores(known)[pi[mask]]
+        return out.tolist()
+    return None
+
+
+def plot_feature_importance(model: XGBRankerRetriever, out_png: str | Path, top: int = 30) -> Path:
+    """Horizontal bar chart of the `top` features by total gain, written to `out_png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gain = sorted(model.feature_importance().items(), key=lambda kv: (kv[1], kv[0]))[-top:]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(gain) + 1)))
+    ax.barh([k for k, _ in gain], [v for _, v in gain], color="#4477aa")
+    ax.set_xlabel("total gain")
+    ax.set_title(f"{model.name}: feature importance")
+    fig.tight_layout()
+    out = Path(out_png)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,161 @@
+"""xgb_ltr end to end on the 2,000-product Home Depot subset with real judged search terms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from shelflab.errors import ConfigError, InputError
+from shelflab.models import TrainData, create, load, open_model
+from shelflab.models.xgb_ltr import XGBRankerRetriever, _fit_spec, plot_feature_importance
+
+COMPONENTS = {"bm25": {"family": "bm25"}, "dense": {"family": "dense", "chroma": False}}
+SPEC = {
+    "family": "xgb_ltr",
+    "components": COMPONENTS,
+    "first_stage": "bm25",
+    "candidates": 30,
+    "n_estimators": 40,
+    "early_stopping_rounds": 10,
+}
+
+
+@pytest.fixture(scope="module")
+def data(judged, queries, items):
+    qs = queries.sort("query_id")
+    qrels = judged.select("query_id", "item_id", (pl.col("grade") - 1.0).alias("grade"))
+    qrels = qrels.unique(["query_id", "item_id"], keep="first", maintain_order=True)
+
+    def judged_for(q):
+        return qrels.filter(pl.col("query_id").is_in(q["query_id"].implode()))
+
+    train_q, valid_q, test_q = qs[:200], qs[200:250], qs[250:]
+    train = TrainData(items, train_q, judged_for(train_q), valid_q, judged_for(valid_q))
+    return train, test_q
+
+
+@pytest.fixture(scope="module")
+def trained(ctx, data):
+    model = create("ltr", SPEC, ctx)
+    model.fit(data[0])
+    return model
+
+
+@pytest.fixture(scope="module")
+def opened(trained, ctx, items, tmp_path_factory):
+    root = tmp_path_factory.mktemp("xgb_ltr")
+    model_dir, index_dir = root / "model", root / "index"
+    model_dir.mkdir()
+    index_dir.mkdir()
+    trained.save(model_dir)
+    load(model_dir, ctx).build_index(items, index_dir)
+    model = open_model(model_dir, index_dir, ctx)
+    yield model, model_dir, index_dir
+    model.close()
+
+
+def test_save_load_index_retrieve(opened, data, check_run):
+    model, model_dir, index_dir = opened
+    test_q = data[1]
+    run = model.retrieve(test_q, 10)
+    check_run(run, 10)
+    assert run["query_id"].n_unique() > 0.8 * test_q.height
+    deep = model.retrieve(test_q, 50)  # k above `candidates`: more candidates are reranked
+    check_run(deep, 50)
+    assert deep.group_by("query_id").len()["len"].max() > 30
+    booster = (model_dir / "booster.json").read_text()
+    assert json.loads(booster)["learner"]  # XGBoost JSON, not a pickle
+    assert not list(model_dir.rglob("*.pkl")) and not list(model_dir.rglob("*.ubj"))
+    assert json.loads((model_dir / "ltr.json").read_text())["features"] == model.feature_names
+    for name in COMPONENTS:
+        assert (model_dir / "components" / name / "shelflab-model.json").is_file()
+        assert (index_dir / "components" / name / "shelflab-index.json").is_file()
+    assert model.train_info["rounds"] <= SPEC["n_estimators"]
+    assert model.train_info["valid_queries"] > 0
+
+
+def test_reloaded_booster_gives_identical_scores(opened, trained, data):
+    model = opened[0]
+    frame = model._features(model.components, data[1], model._items, 30)
+    assert np.array_equal(model.scores(frame), trained.scores(frame))
+
+
+def test_training_is_deterministic(opened, trained, ctx, data):
+    again = create("ltr", SPEC, ctx)
+    again.fit(data[0])
+    model = opened[0]
+    frame = model._features(model.components, data[1], model._items, 30)
+    assert np.array_equal(again.scores(frame), trained.scores(frame))
+    assert again.train_info == trained.train_info
+
+
+def test_feature_importance_lists_every_feature(trained, tmp_path):
+    gain = trained.feature_importance()
+    assert list(gain) == trained.feature_names
+    for name in ("bm25_score", "bm25_rr", "dense_score", "dense_rr"):
+        assert name in gain
+    # bm25 score and cosine are computed for every candidate: nothing to fill in
+    assert "dense_missing" not in gain and "bm25_missing" not in gain
+    assert {"overlap", "char3_jaccard", "fuzzy_token", "numeric_match", "title_chars"} <= set(gain)
+    assert all(v >= 0 for v in gain.values()) and sum(gain.values()) > 0
+    out = plot_feature_importance(trained, tmp_path / "fi.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refuses_training_without_positive_pairs(ctx, data, items):
+    train = data[0]
+    zero = train.train_qrels.with_columns(pl.lit(0.0).alias("grade"))
+    model = create("ltr", SPEC, ctx)
+    with pytest.raises(InputError, match="training split has no positive"):
+        model.fit(TrainData(items, train.train_queries, zero))
+    no_valid = train.valid_qrels.head(0)
+    with pytest.raises(InputError, match="valid split has no positive"):
+        model.fit(
+            TrainData(items, train.train_queries, train.train_qrels, train.valid_queries, no_valid)
+        )
+
+
+def test_refuses_when_first_stage_finds_no_positive(ctx, data, items):
+    train = data[0]
+    small = items.head(50)  # the judged items are mostly elsewhere
+    qrels = train.train_qrels.filter(~pl.col("item_id").is_in(small["item_id"].implode()))
+    spec = {**SPEC, "components": {"bm25": {"family": "bm25"}}}
+    with pytest.raises(InputError, match="top 30 first-stage candidates"):
+        create("ltr", spec, ctx).fit(TrainData(small, train.train_queries, qrels))
+
+
+def test_hybrid_component_features_and_fit_spec(ctx):
+    hyb = {"family": "hybrid", "components": COMPONENTS}
+    model = create(
+        "ltr", {"family": "xgb_ltr", "components": {"hyb": hyb}, "first_stage": "hyb"}, ctx
+    )
+    names = [n for n, _ in XGBRankerRetriever.feature_models(model.components)]
+    assert names == ["hyb", "hyb.bm25", "hyb.dense"]
+    spec = _fit_spec({"family": "hybrid", "components": {"d": {"family": "dense", "chroma": True}}})
+    assert spec["components"]["d"]["chroma"] is False
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"first_stage": "nope"}, "'first_stage' = 'nope' is not a component"),
+        ({"features": ["lexical", "magic"]}, "param 'features'"),
+        ({"features": []}, "param 'features'"),
+        ({"objective": "rank:foo"}, "param 'objective'"),
+        ({"components": {}}, "components' is empty"),
+        ({"components": {"x": {"family": "xgb_ltr"}}, "first_stage": "x"}, "itself an xgb_ltr"),
+        ({"subsample": 0.0}, "subsample"),
+        ({"eta": -1}, "param 'eta'"),
+    ],
+)
+def test_bad_specs(ctx, spec, message):
+    with pytest.raises(ConfigError, match=message):
+        create("ltr", {**SPEC, **spec}, ctx)
+
+
+def test_unfitted_model_cannot_be_saved(ctx, tmp_path):
+    with pytest.raises(ConfigError, match="call fit before save"):
+        create("ltr", SPEC, ctx).save(tmp_path)
