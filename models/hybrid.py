@@ -11,21 +11,17 @@ Each component retrieves max(depth, k) candidates per query; the fused run keeps
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
 
-from shelflab.atomic import write_json
 from shelflab.errors import ConfigError
-from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_meta
+from shelflab.models.composite import Composite
 from shelflab.models.fusion import METHODS, NORMS, fuse
 from shelflab.models.params import Param
 
-COMPONENTS = "components"
 
-
-class HybridRetriever(Retriever):
+class HybridRetriever(Composite):
     family: ClassVar[str] = "hybrid"
     PARAMS: ClassVar[dict[str, Param]] = {
         "components": Param(
@@ -60,63 +56,8 @@ class HybridRetriever(Retriever):
                 f"model {model!r}: param 'weights' has {len(w)} values for {len(comps)} components"
             )
 
-    def __init__(self, name: str, params: dict[str, Any], ctx: Any) -> None:
-        super().__init__(name, params, ctx)
-        from shelflab.models.registry import create
-
-        self.components = {n: create(n, spec, ctx) for n, spec in params[COMPONENTS].items()}
-
-    def fit(self, train: TrainData) -> None:
-        for model in self.components.values():
-            model.fit(train)
-
-    def save_extra(self, model_dir: Path) -> None:
-        for name, model in self.components.items():
-            sub = Path(model_dir) / COMPONENTS / name
-            sub.mkdir(parents=True)
-            model.save(sub)
-
-    def load_extra(self, model_dir: Path) -> None:
-        from shelflab.models.registry import load
-
-        for name in self.components:
-            self.components[name] = load(Path(model_dir) / COMPONENTS / name, self.ctx)
-
-    def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
-        for name, model in self.components.items():
-            sub = Path(index_dir) / COMPONENTS / name
-            sub.mkdir(parents=True)
-            model.build_index(items, sub)
-        write_json(
-            {"family": self.family, "name": self.name, "components": sorted(self.components)},
-            Path(index_dir) / INDEX_FILE,
-        )
-
-    def open_index(self, index_dir: Path) -> None:
-        built = read_index_meta(index_dir, self.family).get("components")
-        if built != sorted(self.components):
-            raise ConfigError(
-                f"model {self.name!r}: index at {index_dir} lists components "
-                f"{built}, params say {sorted(self.components)}; rebuild it"
-            )
-        for name, model in self.components.items():
-            model.open_index(Path(index_dir) / COMPONENTS / name)
-
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
         depth = max(self.params["depth"], k)
         runs = [model.retrieve(queries, depth) for model in self.components.values()]
         p = self.params
         return fuse(runs, p["method"], k=k, rrf_k=p["rrf_k"], weights=p["weights"], norm=p["norm"])
-
-    def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:
-        return {
-            f"{name}.{key}": value
-            for name, model in self.components.items()
-            for key, value in model.diagnostics(queries, k).items()
-        }
-
-    def close(self) -> None:
-        for model in self.components.values():
-            closer = getattr(model, "close", None)
-            if closer is not None:
-                closer()

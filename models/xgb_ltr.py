@@ -34,7 +34,6 @@ index_dir: `shelflab-index.json`, `items.parquet` (item_id, text: the text featu
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,8 +43,9 @@ import polars as pl
 from shelflab.atomic import write_json, write_parquet
 from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_meta
+from shelflab.models.base import Retriever, TrainData
 from shelflab.models.bm25 import RUN_COLUMNS, BM25Retriever, check_items, empty_run
+from shelflab.models.composite import COMPONENTS, Composite
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.features import (
     GROUPS,
@@ -56,24 +56,14 @@ from shelflab.models.features import (
 )
 from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.params import Param
+from shelflab.models.training import built_models, has_valid, require_positive
 
-COMPONENTS = "components"
 BOOSTER_FILE = "booster.json"
 LTR_FILE = "ltr.json"
 OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
 
 
-def _fit_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec of the private copy built during fit: no Chroma collection unless searched."""
-    spec = dict(spec)
-    if spec.get("family") == "dense" and spec.get("search") != "chroma":
-        spec["chroma"] = False
-    if spec.get("family") == "hybrid":
-        spec[COMPONENTS] = {n: _fit_spec(s) for n, s in spec[COMPONENTS].items()}
-    return spec
-
-
-class XGBRankerRetriever(Retriever):
+class XGBRankerRetriever(Composite):
     family: ClassVar[str] = "xgb_ltr"
     PARAMS: ClassVar[dict[str, Param]] = {
         "components": Param(
@@ -123,9 +113,6 @@ class XGBRankerRetriever(Retriever):
 
     def __init__(self, name: str, params: dict[str, Any], ctx: Any) -> None:
         super().__init__(name, params, ctx)
-        from shelflab.models.registry import create
-
-        self.components = {n: create(n, spec, ctx) for n, spec in params[COMPONENTS].items()}
         self.booster: Any = None
         self.feature_names: list[str] = []
         self.train_info: dict[str, Any] = {}
@@ -173,31 +160,15 @@ class XGBRankerRetriever(Retriever):
     def fit(self, train: TrainData) -> None:
         import xgboost as xgb
 
-        from shelflab.models.registry import create
-
-        _require_positive(train.train_qrels, "train_qrels", "training")
-        has_valid = train.valid_queries is not None and train.valid_queries.height > 0
-        if has_valid:
-            _require_positive(train.valid_qrels, "valid_qrels", "valid")
+        require_positive(train.train_qrels, "train_qrels", "training")
+        valid = has_valid(train)
         items = check_items(train.items)
-        with tempfile.TemporaryDirectory(prefix="xgb_ltr-") as tmp:
-            comps = {
-                n: create(n, _fit_spec(spec), self.ctx)
-                for n, spec in self.params[COMPONENTS].items()
-            }
-            try:
-                for n, model in comps.items():
-                    sub = Path(tmp) / n
-                    sub.mkdir()
-                    model.build_index(items, sub)
-                tr = self._labelled(comps, train.train_queries, train.train_qrels, items)
-                va = None
-                if has_valid:
-                    assert train.valid_queries is not None and train.valid_qrels is not None
-                    va = self._labelled(comps, train.valid_queries, train.valid_qrels, items)
-            finally:
-                for model in comps.values():
-                    model.close()
+        with built_models(self.params[COMPONENTS], items, self.ctx, "xgb_ltr") as comps:
+            tr = self._labelled(comps, train.train_queries, train.train_qrels, items)
+            va = None
+            if valid:
+                assert train.valid_queries is not None and train.valid_qrels is not None
+                va = self._labelled(comps, train.valid_queries, train.valid_qrels, items)
         n = self.params["candidates"]
         if tr.height == 0:
             raise InputError(
@@ -284,10 +255,7 @@ class XGBRankerRetriever(Retriever):
     def save_extra(self, model_dir: Path) -> None:
         if self.booster is None:
             raise ConfigError(f"model {self.name!r}: call fit before save")
-        for name, model in self.components.items():
-            sub = Path(model_dir) / COMPONENTS / name
-            sub.mkdir(parents=True)
-            model.save(sub)
+        super().save_extra(model_dir)
         self.booster.save_model(str(Path(model_dir) / BOOSTER_FILE))
         write_json(
             {"features": self.feature_names, "train": self.train_info},
@@ -299,11 +267,8 @@ class XGBRankerRetriever(Retriever):
 
         import xgboost as xgb
 
-        from shelflab.models.registry import load
-
         model_dir = Path(model_dir)
-        for name in self.components:
-            self.components[name] = load(model_dir / COMPONENTS / name, self.ctx)
+        super().load_extra(model_dir)
         path = model_dir / BOOSTER_FILE
         if not path.exists():
             raise InputError("no such file", path=path, expected="an XGBoost JSON model (fit)")
@@ -316,28 +281,14 @@ class XGBRankerRetriever(Retriever):
 
     # --- index@ -----------------------------------------------------------------------
     def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
-        items = check_items(items)
-        for name, model in self.components.items():
-            sub = Path(index_dir) / COMPONENTS / name
-            sub.mkdir(parents=True)
-            model.build_index(items, sub)
-        write_parquet(items, Path(index_dir) / "items.parquet")
-        write_json(
-            {"family": self.family, "name": self.name, "components": sorted(self.components)},
-            Path(index_dir) / INDEX_FILE,
-        )
+        super().build_index(check_items(items), index_dir)
+
+    def build_own_index(self, items: pl.DataFrame, index_dir: Path) -> None:
+        write_parquet(items, index_dir / "items.parquet")  # the text features need item text
         self._items = items
 
-    def open_index(self, index_dir: Path) -> None:
-        built = read_index_meta(index_dir, self.family).get("components")
-        if built != sorted(self.components):
-            raise ConfigError(
-                f"model {self.name!r}: index at {index_dir} lists components "
-                f"{built}, params say {sorted(self.components)}; rebuild it"
-            )
-        for name, model in self.components.items():
-            model.open_index(Path(index_dir) / COMPONENTS / name)
-        self._items = pl.read_parquet(Path(index_dir) / "items.parquet")
+    def open_own_index(self, index_dir: Path) -> None:
+        self._items = pl.read_parquet(index_dir / "items.parquet")
 
     # --- retrieve -----------------------------------------------------------------------
     def scores(self, features: pl.DataFrame) -> Any:
@@ -380,19 +331,6 @@ class XGBRankerRetriever(Retriever):
             for name, model in self.components.items()
             for key, value in model.diagnostics(queries, k).items()
         }
-
-    def close(self) -> None:
-        for model in self.components.values():
-            model.close()
-
-
-def _require_positive(qrels: pl.DataFrame | None, source: str, split: str) -> None:
-    if qrels is None or qrels.height == 0 or not (qrels[GRADE].cast(pl.Float64) > 0).any():
-        raise InputError(
-            f"the {split} split has no positive (query, item) pair",
-            path=source,
-            expected="judged queries with at least one relevant item (grade > 0)",
-        )
 
 
 def _dmatrix(frame: pl.DataFrame, names: list[str], binary: bool) -> Any:

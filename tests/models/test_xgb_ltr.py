@@ -10,7 +10,8 @@ import pytest
 
 from shelflab.errors import ConfigError, InputError
 from shelflab.models import TrainData, create, load, open_model
-from shelflab.models.xgb_ltr import XGBRankerRetriever, _fit_spec, plot_feature_importance
+from shelflab.models.training import fit_spec
+from shelflab.models.xgb_ltr import XGBRankerRetriever, plot_feature_importance
 
 COMPONENTS = {"bm25": {"family": "bm25"}, "dense": {"family": "dense", "chroma": False}}
 SPEC = {
@@ -134,7 +135,7 @@ def test_hybrid_component_features_and_fit_spec(ctx):
     )
     names = [n for n, _ in XGBRankerRetriever.feature_models(model.components)]
     assert names == ["hyb", "hyb.bm25", "hyb.dense"]
-    spec = _fit_spec({"family": "hybrid", "components": {"d": {"family": "dense", "chroma": True}}})
+    spec = fit_spec({"family": "hybrid", "components": {"d": {"family": "dense", "chroma": True}}})
     assert spec["components"]["d"]["chroma"] is False
 
 
