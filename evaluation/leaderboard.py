@@ -96,6 +96,16 @@ def build_leaderboard(
     return board.sort([sort_by, MODEL], descending=[True, False])
 
 
+LATENCY_COLUMNS = ("p50_ms", "p95_ms")
+
+
+def with_latency(board: pl.DataFrame, latency: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
+    """Add per-query latency columns (p50_ms, p95_ms: model -> figures, e.g. the evaluate
+    stage's `_latency`) to a leaderboard; models without figures get nulls."""
+    cols = {c: [latency.get(m, {}).get(c) for m in board[MODEL].to_list()] for c in LATENCY_COLUMNS}
+    return board.with_columns(pl.Series(c, v, dtype=pl.Float64) for c, v in cols.items())
+
+
 def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) -> str:
     """Render a `build_leaderboard` frame as an aligned text table, a Markdown table or JSON
     (a list of row objects with every column)."""
@@ -106,9 +116,11 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
 
     metrics = [c for c in df.columns if f"{c}_ci_low" in df.columns and c not in (DELTA, MODEL)]
     has_baseline = DELTA in df.columns
+    latency = [c for c in LATENCY_COLUMNS if c in df.columns]
     header = [MODEL, N, *metrics]
     if has_baseline and df.height:
         header += [f"delta {df[DELTA_ON][0]} vs {df[BASELINE][0]}", "p"]
+    header += [c.replace("_", " ") for c in latency]
     body = []
     for row in df.iter_rows(named=True):
         cells = [str(row[MODEL]), str(row[N])]
@@ -117,6 +129,7 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
         if has_baseline:
             cells.append(_with_ci(row[DELTA], row[DELTA_LOW], row[DELTA_HIGH], digits, sign=True))
             cells.append("baseline" if row[P_VALUE] is None else _p(row[P_VALUE]))
+        cells += ["" if row[c] is None else f"{row[c]:.1f}" for c in latency]
         body.append(cells)
     if fmt == "markdown":
         align = ["---", "---:"] + ["---:"] * (len(header) - 2)

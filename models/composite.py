@@ -16,6 +16,28 @@ from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_me
 COMPONENTS = "components"
 
 
+def check_components(
+    model: str, params: dict[str, Any], family: str, first_stage: bool = False
+) -> None:
+    """Validate `params["components"]` in place (each a full spec with defaults, so the saved
+    spec records every value used); no component of the composite's own family; with
+    `first_stage`, `params["first_stage"]` must name a component."""
+    from shelflab.models.registry import validate_spec
+
+    comps = params[COMPONENTS]
+    if not comps:
+        raise ConfigError(f"model {model!r}: param 'components' is empty")
+    for name, spec in comps.items():
+        if spec.get("family") == family:
+            raise ConfigError(f"model {model!r}: component {name!r} is itself a {family}")
+        comps[name] = {"family": spec.get("family", name), **validate_spec(name, spec)}
+    if first_stage and params["first_stage"] not in comps:
+        raise ConfigError(
+            f"model {model!r}: param 'first_stage' = {params['first_stage']!r} is not a "
+            f"component (components: {', '.join(comps)})"
+        )
+
+
 class Composite(Retriever):
     """Owns `self.components` (name -> Retriever). Subclasses add their own state through
     `save_extra`/`load_extra` (calling super) and `build_own_index`/`open_own_index`."""

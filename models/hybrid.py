@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from shelflab.errors import ConfigError
-from shelflab.models.composite import Composite
+from shelflab.models.composite import Composite, check_components
 from shelflab.models.fusion import METHODS, NORMS, fuse
 from shelflab.models.params import Param
 
@@ -40,20 +40,11 @@ class HybridRetriever(Composite):
 
     @staticmethod
     def check_params(model: str, params: dict[str, Any]) -> None:
-        from shelflab.models.registry import validate_spec
-
-        comps = params["components"]
-        if not comps:
-            raise ConfigError(f"model {model!r}: param 'components' is empty")
-        for name, spec in comps.items():
-            if spec.get("family") == HybridRetriever.family:
-                raise ConfigError(f"model {model!r}: component {name!r} is itself a hybrid")
-            # full params with defaults, so the saved spec records every value used
-            comps[name] = {"family": spec.get("family", name), **validate_spec(name, spec)}
-        w = params["weights"]
-        if w is not None and len(w) != len(comps):
+        check_components(model, params, "hybrid")
+        w, n = params["weights"], len(params["components"])
+        if w is not None and len(w) != n:
             raise ConfigError(
-                f"model {model!r}: param 'weights' has {len(w)} values for {len(comps)} components"
+                f"model {model!r}: param 'weights' has {len(w)} values for {n} components"
             )
 
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:

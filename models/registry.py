@@ -13,7 +13,9 @@ from typing import Any
 
 from shelflab.errors import ConfigError, InputError, UnknownModelError
 from shelflab.models.base import MODEL_FILE, ModelContext, Retriever
+from shelflab.models.biencoder_ft import BiEncoderFT
 from shelflab.models.bm25 import BM25Retriever
+from shelflab.models.cross_encoder import CrossEncoderRetriever
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.params import resolve_params
@@ -28,7 +30,14 @@ def register(cls: type[Retriever]) -> type[Retriever]:
     return cls
 
 
-for _cls in (BM25Retriever, DenseRetriever, HybridRetriever, XGBRankerRetriever):
+for _cls in (
+    BM25Retriever,
+    DenseRetriever,
+    HybridRetriever,
+    XGBRankerRetriever,
+    BiEncoderFT,
+    CrossEncoderRetriever,
+):
     register(_cls)
 
 

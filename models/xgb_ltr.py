@@ -45,7 +45,7 @@ from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_r
 from shelflab.errors import ConfigError, InputError
 from shelflab.models.base import Retriever, TrainData
 from shelflab.models.bm25 import RUN_COLUMNS, BM25Retriever, check_items, empty_run
-from shelflab.models.composite import COMPONENTS, Composite
+from shelflab.models.composite import COMPONENTS, Composite, check_components
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.features import (
     GROUPS,
@@ -56,11 +56,12 @@ from shelflab.models.features import (
 )
 from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.params import Param
-from shelflab.models.training import built_models, has_valid, require_positive
+from shelflab.models.training import built_models, has_valid, report_valid, require_positive
 
 BOOSTER_FILE = "booster.json"
 LTR_FILE = "ltr.json"
 OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
+_FRAMES: dict[str, Any] = {}  # "last" -> (key, TrainData, train frame, valid frame)
 
 
 class XGBRankerRetriever(Composite):
@@ -82,25 +83,13 @@ class XGBRankerRetriever(Composite):
         "subsample": Param("float", 1.0, min=0.0, max=1.0),
         "seed": Param("int", 42),
         "nthread": Param("int", 2, min=1, help="fixed for deterministic training"),
+        "report_every": Param("int", 10, min=1, help="rounds between valid reports (pruning)"),
         "features": Param("list[str]", list(GROUPS), help="feature groups: " + ", ".join(GROUPS)),
     }
 
     @staticmethod
     def check_params(model: str, params: dict[str, Any]) -> None:
-        from shelflab.models.registry import validate_spec
-
-        comps = params[COMPONENTS]
-        if not comps:
-            raise ConfigError(f"model {model!r}: param 'components' is empty")
-        for name, spec in comps.items():
-            if spec.get("family") == XGBRankerRetriever.family:
-                raise ConfigError(f"model {model!r}: component {name!r} is itself an xgb_ltr")
-            comps[name] = {"family": spec.get("family", name), **validate_spec(name, spec)}
-        if params["first_stage"] not in comps:
-            raise ConfigError(
-                f"model {model!r}: param 'first_stage' = {params['first_stage']!r} is not a "
-                f"component (components: {', '.join(comps)})"
-            )
+        check_components(model, params, "xgb_ltr", first_stage=True)
         feats = params["features"]
         bad = [f for f in feats if f not in GROUPS]
         if bad or not feats:
@@ -162,13 +151,7 @@ class XGBRankerRetriever(Composite):
 
         require_positive(train.train_qrels, "train_qrels", "training")
         valid = has_valid(train)
-        items = check_items(train.items)
-        with built_models(self.params[COMPONENTS], items, self.ctx, "xgb_ltr") as comps:
-            tr = self._labelled(comps, train.train_queries, train.train_qrels, items)
-            va = None
-            if valid:
-                assert train.valid_queries is not None and train.valid_qrels is not None
-                va = self._labelled(comps, train.valid_queries, train.valid_qrels, items)
+        tr, va = self._training_frames(train, valid)
         n = self.params["candidates"]
         if tr.height == 0:
             raise InputError(
@@ -204,6 +187,7 @@ class XGBRankerRetriever(Composite):
             evals.append((_dmatrix(va, names, binary), "valid"))
         stop = p["early_stopping_rounds"] if va is not None and p["early_stopping_rounds"] else None
         history: dict[str, Any] = {}
+        callbacks = [_report_valid_callback(self.ctx, p["report_every"])] if va is not None else []
         booster = xgb.train(
             xparams,
             dtrain,
@@ -212,6 +196,7 @@ class XGBRankerRetriever(Composite):
             early_stopping_rounds=stop,
             evals_result=history,
             verbose_eval=False,
+            callbacks=callbacks,
         )
         rounds = booster.num_boosted_rounds()
         if stop is not None:
@@ -228,6 +213,33 @@ class XGBRankerRetriever(Composite):
                 history["valid"]["ndcg@10"][rounds - 1] if "valid" in history else None
             ),
         }
+
+    def _training_frames(
+        self, train: TrainData, valid: bool
+    ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        """Labelled feature frames of the train (and valid) queries. They depend only on the
+        candidate/feature params, not on the booster's, so the last ones are kept for the
+        same data object: tuning trials that change only booster params reuse them."""
+        import json
+
+        p = self.params
+        key = json.dumps(
+            [p[COMPONENTS], p["first_stage"], p["candidates"], p["features"], valid],
+            sort_keys=True,
+            default=str,
+        )
+        hit = _FRAMES.get("last")
+        if hit is not None and hit[0] == key and hit[1] is train:
+            return hit[2], hit[3]
+        items = check_items(train.items)
+        with built_models(p[COMPONENTS], items, self.ctx, "xgb_ltr") as comps:
+            tr = self._labelled(comps, train.train_queries, train.train_qrels, items)
+            va = None
+            if valid:
+                assert train.valid_queries is not None and train.valid_qrels is not None
+                va = self._labelled(comps, train.valid_queries, train.valid_qrels, items)
+        _FRAMES["last"] = (key, train, tr, va)
+        return tr, va
 
     def _labelled(
         self,
@@ -331,6 +343,20 @@ class XGBRankerRetriever(Composite):
             for name, model in self.components.items()
             for key, value in model.diagnostics(queries, k).items()
         }
+
+
+def _report_valid_callback(ctx: Any, every: int) -> Any:
+    """An XGBoost callback passing valid ndcg@10 to `report_valid` every `every` rounds (an
+    exception it raises, e.g. optuna.TrialPruned, ends the training)."""
+    import xgboost as xgb
+
+    class ReportValid(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
+            if (epoch + 1) % every == 0:
+                report_valid(ctx, (epoch + 1) // every, float(evals_log["valid"]["ndcg@10"][-1]))
+            return False
+
+    return ReportValid()
 
 
 def _dmatrix(frame: pl.DataFrame, names: list[str], binary: bool) -> Any:

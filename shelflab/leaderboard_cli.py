@@ -15,7 +15,11 @@ from shelflab.errors import ConfigError
 
 def show_leaderboard(args: argparse.Namespace) -> str:
     from shelflab.config import experiment_name, find_root, load_params, tracking_uri
-    from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard
+    from shelflab.evaluation.leaderboard import (
+        build_leaderboard,
+        format_leaderboard,
+        with_latency,
+    )
 
     root = find_root()
     params = load_params() if (root / "params.yaml").is_file() else None
@@ -31,17 +35,22 @@ def show_leaderboard(args: argparse.Namespace) -> str:
     baseline = args.baseline or board_cfg.get("baseline")
     uri = tracking_uri(params or {"mlflow": {}}, root)
 
-    per_query = latest_per_query(uri, experiment, split)
+    latency: dict[str, dict[str, float]] = {}
+    per_query = latest_per_query(uri, experiment, split, latency)
     if baseline not in per_query:
         baseline = None
     board = build_leaderboard(per_query, metrics=metrics, baseline=baseline, sort_by=metric)
+    board = with_latency(board, latency)
     if args.format == "table":
         return f"{experiment} — {split} split\n{format_leaderboard(board, 'table')}"
     return format_leaderboard(board, args.format)
 
 
-def latest_per_query(uri: str, experiment: str, split: str) -> dict[str, pl.DataFrame]:
-    """model name -> per-query metrics of its most recent evaluation run."""
+def latest_per_query(
+    uri: str, experiment: str, split: str, latency: dict[str, dict[str, float]] | None = None
+) -> dict[str, pl.DataFrame]:
+    """model name -> per-query metrics of its most recent evaluation run; `latency`, when
+    given, is filled with the run's per-query latency figures (p50_ms, p95_ms) on `split`."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -72,6 +81,13 @@ def latest_per_query(uri: str, experiment: str, split: str) -> dict[str, pl.Data
             )
             table = pl.read_parquet(Path(local))
             out[name] = table.filter(pl.col("split") == split)
+            if latency is not None:
+                m = run.data.metrics
+                latency[name] = {
+                    c: m[f"{split}_latency_{c}"]
+                    for c in ("p50_ms", "p95_ms")
+                    if f"{split}_latency_{c}" in m
+                }
     if not out:
         raise ConfigError(f"experiment {experiment!r} has no evaluation runs")
     return out

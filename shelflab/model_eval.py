@@ -94,8 +94,36 @@ def evaluate_model(
             report.curve = pl.DataFrame(
                 {"k": ks, **{m: [result.means[f"{m}@{k}"] for k in ks] for m in CURVE_METRICS}}
             )
+            latency = query_latency(model, split_queries, cfg["k"], cfg.get("latency_queries", 100))
+            summary["_latency"] = latency
+            report.mlflow_metrics.update(
+                {f"{split}_latency_{key}": v for key, v in latency.items() if key != "queries"}
+            )
             diagnostics = model.diagnostics(split_queries, cfg["k"])
             summary["_diagnostics"] = diagnostics
             report.mlflow_metrics.update({f"{split}_{k}": v for k, v in diagnostics.items()})
         report.summary[split] = summary
     return report
+
+
+def query_latency(model: Any, queries: pl.DataFrame, k: int, n: int) -> dict[str, float]:
+    """Per-query latency of the whole pipeline (query encoding, first stage, reranking): the
+    first `n` queries retrieved one at a time after one warm-up call; p50/p95/mean in ms."""
+    import numpy as np
+
+    sample = queries.head(n)
+    if sample.height == 0:
+        return {}
+    model.retrieve(sample.head(1), k)  # warm-up: lazy loads, device copies, clients
+    times = []
+    for i in range(sample.height):
+        start = time.perf_counter()
+        model.retrieve(sample.slice(i, 1), k)
+        times.append(1000 * (time.perf_counter() - start))
+    t = np.asarray(times)
+    return {
+        "queries": float(t.size),
+        "p50_ms": float(np.percentile(t, 50)),
+        "p95_ms": float(np.percentile(t, 95)),
+        "mean_ms": float(t.mean()),
+    }

@@ -1,10 +1,12 @@
 """leaderboard: every model of params.yaml on one split, with CIs and paired p vs the baseline."""
 
+import json
+
 import polars as pl
 
 from shelflab.atomic import write_json, write_text
 from shelflab.config import find_root, load_params
-from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard
+from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
 from shelflab.layout import Layout
 
 
@@ -24,6 +26,7 @@ def main() -> None:
         sort_by=cfg["metric"],
         **_stats(params, cfg),
     )
+    board = with_latency(board, {name: _latency(layout, name) for name in per_query})
     header = (
         f"# Leaderboard — {params['mlflow']['track']}-{params['data']['name']}, "
         f"{cfg['split']} split\n\n"
@@ -37,6 +40,14 @@ def main() -> None:
         layout.root / "metrics" / "leaderboard.json",
     )
     print(format_leaderboard(board, "table"))
+
+
+def _latency(layout: Layout, name: str) -> dict:
+    """The test split's per-query latency the evaluate stage measured (empty when absent)."""
+    path = layout.root / "metrics" / "models" / f"{name}.json"
+    return (
+        json.loads(path.read_text()).get("test", {}).get("_latency", {}) if path.is_file() else {}
+    )
 
 
 def _stats(params: dict, cfg: dict) -> dict:

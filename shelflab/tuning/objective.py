@@ -9,9 +9,10 @@ each component's valid run is computed once per process and every trial only fus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ import polars as pl
 
 from shelflab.errors import ConfigError
 from shelflab.models.base import ModelContext, TrainData
+from shelflab.models.training import ON_VALID
 
+OnValid = Callable[[int, float], None]
 TUNABLE_SPLITS = ("valid", "train")
 
 
@@ -55,14 +58,20 @@ class Evaluator:
         self._runs: dict[str, pl.DataFrame] = {}
 
     # --- runs -----------------------------------------------------------------------
-    def run_for(self, name: str, spec: Mapping[str, Any], depth: int) -> pl.DataFrame:
-        """fit -> build_index (temp dir) -> retrieve, cached by (resolved spec, depth)."""
+    def run_for(
+        self, name: str, spec: Mapping[str, Any], depth: int, on_valid: OnValid | None = None
+    ) -> pl.DataFrame:
+        """fit -> build_index (temp dir) -> retrieve, cached by (resolved spec, depth).
+        `on_valid(step, value)` receives an iterative trainer's valid scores (pruning)."""
         from shelflab.models.registry import create, family_of, validate_spec
 
         resolved = {"family": family_of(name, spec), **validate_spec(name, spec)}
         key = json.dumps([resolved, depth], sort_keys=True, default=str)
         if key not in self._runs:
-            model = create(name, resolved, self.ctx)
+            ctx = self.ctx
+            if on_valid is not None:
+                ctx = dataclasses.replace(ctx, extra={**ctx.extra, ON_VALID: on_valid})
+            model = create(name, resolved, ctx)
             try:
                 model.fit(self.data)
                 with tempfile.TemporaryDirectory(prefix=f"shelflab-tune-{name}-") as tmp:
@@ -73,12 +82,14 @@ class Evaluator:
             self._runs[key] = run
         return self._runs[key]
 
-    def model_run(self, name: str, spec: Mapping[str, Any]) -> pl.DataFrame:
+    def model_run(
+        self, name: str, spec: Mapping[str, Any], on_valid: OnValid | None = None
+    ) -> pl.DataFrame:
         from shelflab.models.fusion import fuse
         from shelflab.models.registry import family_of, validate_spec
 
         if family_of(name, spec) != "hybrid":
-            return self.run_for(name, spec, self.k)
+            return self.run_for(name, spec, self.k, on_valid)
         p = validate_spec(name, spec)  # components resolved, fusion params checked
         depth = max(p["depth"], self.k)
         runs = [self.run_for(n, s, depth) for n, s in p["components"].items()]
@@ -87,10 +98,10 @@ class Evaluator:
         )
 
     # --- score ------------------------------------------------------------------------
-    def score(self, name: str, spec: Mapping[str, Any]) -> float:
+    def score(self, name: str, spec: Mapping[str, Any], on_valid: OnValid | None = None) -> float:
         from shelflab.evaluation.harness import evaluate
 
-        run = self.model_run(name, spec)
+        run = self.model_run(name, spec, on_valid)
         if run.height == 0:
             return 0.0
         result = evaluate(

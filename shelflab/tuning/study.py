@@ -13,6 +13,11 @@
   An existing study with trials is an error unless `resume` (continue it) or `overwrite`.
 - Resume: trials left RUNNING by a killed process are marked FAIL first (resume assumes no
   other process is working on the study), then the remaining budget runs.
+- `fixed` (per model, optional): params applied to every trial only (e.g. a cap on training
+  pairs: low-fidelity trials of an expensive trainer); tuned/<model>.json keeps the model's own
+  values for them.
+- Pruning: iterative trainers report valid scores (`shelflab.models.training.report_valid`);
+  `tune.pruner` median (default) or halving stops the lagging trials (PRUNED).
 - A trial that raises is recorded as FAIL (its error in user attr `error`); the study goes on.
 - MLflow: logged from the calling process after the study finishes (one parent run, one nested
   child run per trial of the study), so the tracking store is never written concurrently.
@@ -41,6 +46,7 @@ from shelflab.tuning.spaces import apply_params, check_space, suggest
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "halving", "none")
 TUNED_DIR = "tuned"
 
 log = logging.getLogger(__name__)
@@ -82,16 +88,23 @@ def model_config(tune_cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
         "split": tune_cfg.get("split", "valid"),
         "seed": int(tune_cfg.get("seed", 0)),
         "sampler": tune_cfg.get("sampler", "tpe"),
+        "pruner": tune_cfg.get("pruner", "median"),
         "k": int(tune_cfg.get("k", 100)),
         "trials": 20,
         "timeout": None,
+        "fixed": {},
         **{k: v for k, v in entry.items() if k != "space"},
     }
     cfg["space"] = check_space(name, entry.get("space"))
+    if not isinstance(cfg["fixed"], Mapping):
+        raise ConfigError(f"tune.models.{name}.fixed: expected a mapping of param -> value")
+    cfg["fixed"] = dict(cfg["fixed"])
     if not isinstance(cfg["trials"], int) or cfg["trials"] < 1:
         raise ConfigError(f"tune.models.{name}.trials: expected a positive integer")
     if cfg["sampler"] not in SAMPLERS:
         raise ConfigError(f"tune.sampler: {cfg['sampler']!r} (expected one of {SAMPLERS})")
+    if cfg["pruner"] not in PRUNERS:
+        raise ConfigError(f"tune.pruner: {cfg['pruner']!r} (expected one of {PRUNERS})")
     return cfg
 
 
@@ -140,6 +153,7 @@ def study_name_for(
         "model": name,
         "spec": spec,
         "space": cfg["space"],
+        **({"fixed": cfg["fixed"]} if cfg["fixed"] else {}),
         **{k: cfg[k] for k in ("seed", "sampler", "metric", "split", "k")},
         "relevance_threshold": threshold,
         "data": fingerprint,
@@ -162,6 +176,20 @@ def _sampler(cfg: Mapping[str, Any], worker: int):
     if cfg["sampler"] == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(cfg: Mapping[str, Any]):
+    """Prunes iterative trainers (they report valid scores through `report_valid`): median
+    pruning compares with the trials finished so far from the third trial on (small budgets
+    of expensive trainers) and not at step 0 (biencoder_ft's untrained encoder); one-shot
+    models never report."""
+    import optuna
+
+    if cfg["pruner"] == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if cfg["pruner"] == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
 
 
 def _quiet_optuna() -> None:
@@ -201,7 +229,10 @@ def _optimize(job: _Job, study=None, data: TrainData | None = None) -> None:
     _quiet_optuna()
     if study is None:
         study = optuna.load_study(
-            study_name=job.study_name, storage=job.storage, sampler=_sampler(job.cfg, job.worker)
+            study_name=job.study_name,
+            storage=job.storage,
+            sampler=_sampler(job.cfg, job.worker),
+            pruner=_pruner(job.cfg),
         )
     evaluator = Evaluator(
         data if data is not None else _load_data(job.source),
@@ -212,12 +243,21 @@ def _optimize(job: _Job, study=None, data: TrainData | None = None) -> None:
         ctx=job.ctx,
     )
     space = job.cfg["space"]
+    trial_spec = {**job.spec, **job.cfg["fixed"]}  # cheaper trial settings, never written out
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", job.worker)
         values = suggest(trial, space)
+
+        def on_valid(step: int, value: float) -> None:
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} (valid {value:.4f})")
+
         try:
-            return evaluator.score(job.name, apply_params(job.spec, values, space))
+            return evaluator.score(job.name, apply_params(trial_spec, values, space), on_valid)
+        except optuna.TrialPruned:
+            raise
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             raise
@@ -315,6 +355,7 @@ def tune_model(
         study_name=study_name,
         direction="maximize",
         sampler=_sampler(cfg, 0),
+        pruner=_pruner(cfg),
         load_if_exists=True,
     )
     existing = study.get_trials(deepcopy=False)

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError
-from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard
+from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
 from shelflab.evaluation.significance import bootstrap_ci, paired_test
 
 QUERIES = [f"q{i:03d}" for i in range(60)]
@@ -134,3 +134,17 @@ def test_formats(models):
 
     with pytest.raises(ConfigError, match="unknown format 'html'"):
         format_leaderboard(board, "html")
+
+
+def test_latency_columns(models):
+    board = build_leaderboard(models, ["ndcg@10"], baseline="bm25")
+    names = board["model"].to_list()
+    with_lat = with_latency(board, {names[0]: {"p50_ms": 1.234, "p95_ms": 9.87}})
+    assert (
+        with_lat["p50_ms"].to_list()[0] == 1.234
+        and with_lat["p50_ms"].null_count() == len(names) - 1
+    )
+    md = format_leaderboard(with_lat, "markdown").splitlines()
+    assert md[0].endswith("| p50 ms | p95 ms |")
+    assert md[2].endswith("| 1.2 | 9.9 |") and md[3].endswith("|  |  |")
+    assert "p50" not in format_leaderboard(board, "markdown")  # only when measured

@@ -131,3 +131,37 @@ def _check_run(run: pl.DataFrame, k: int) -> None:
 @pytest.fixture(scope="session")
 def check_run():
     return _check_run
+
+
+def make_train_data(
+    judged: pl.DataFrame,
+    queries: pl.DataFrame,
+    items: pl.DataFrame,
+    train: slice = slice(0, 200),
+    valid: slice = slice(200, 250),
+    test: slice = slice(250, None),
+):
+    """(TrainData, test queries) from the judged subset: Home Depot grades 1..3 -> 0..2 (the
+    pipeline's default mapping), queries split by sorted id."""
+    from shelflab.models import TrainData
+
+    qs = queries.sort(QUERY_ID)
+    qrels = judged.select(QUERY_ID, ITEM_ID, (pl.col("grade") - 1.0).alias("grade"))
+    qrels = qrels.unique([QUERY_ID, ITEM_ID], keep="first", maintain_order=True)
+
+    def judged_for(q: pl.DataFrame) -> pl.DataFrame:
+        return qrels.filter(pl.col(QUERY_ID).is_in(q[QUERY_ID].implode()))
+
+    train_q, valid_q = qs[train], qs[valid]
+    data = TrainData(items, train_q, judged_for(train_q), valid_q, judged_for(valid_q))
+    return data, qs[test]
+
+
+@pytest.fixture(scope="session")
+def split_judged(judged, queries, items):
+    """make_train_data bound to the session's judged subset: split_judged(train, valid, test)."""
+
+    def make(*slices: slice):
+        return make_train_data(judged, queries, items, *slices)
+
+    return make

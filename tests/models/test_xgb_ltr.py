@@ -25,17 +25,8 @@ SPEC = {
 
 
 @pytest.fixture(scope="module")
-def data(judged, queries, items):
-    qs = queries.sort("query_id")
-    qrels = judged.select("query_id", "item_id", (pl.col("grade") - 1.0).alias("grade"))
-    qrels = qrels.unique(["query_id", "item_id"], keep="first", maintain_order=True)
-
-    def judged_for(q):
-        return qrels.filter(pl.col("query_id").is_in(q["query_id"].implode()))
-
-    train_q, valid_q, test_q = qs[:200], qs[200:250], qs[250:]
-    train = TrainData(items, train_q, judged_for(train_q), valid_q, judged_for(valid_q))
-    return train, test_q
+def data(split_judged):
+    return split_judged()
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +138,7 @@ def test_hybrid_component_features_and_fit_spec(ctx):
         ({"features": []}, "param 'features'"),
         ({"objective": "rank:foo"}, "param 'objective'"),
         ({"components": {}}, "components' is empty"),
-        ({"components": {"x": {"family": "xgb_ltr"}}, "first_stage": "x"}, "itself an xgb_ltr"),
+        ({"components": {"x": {"family": "xgb_ltr"}}, "first_stage": "x"}, "itself a xgb_ltr"),
         ({"subsample": 0.0}, "subsample"),
         ({"eta": -1}, "param 'eta'"),
     ],
@@ -160,3 +151,16 @@ def test_bad_specs(ctx, spec, message):
 def test_unfitted_model_cannot_be_saved(ctx, tmp_path):
     with pytest.raises(ConfigError, match="call fit before save"):
         create("ltr", SPEC, ctx).save(tmp_path)
+
+
+def test_booster_only_changes_reuse_the_training_frames(ctx, data):
+    from shelflab.models import xgb_ltr
+
+    spec = {**SPEC, "components": {"bm25": {"family": "bm25"}}, "n_estimators": 5}
+    create("a", spec, ctx).fit(data[0])
+    frames = xgb_ltr._FRAMES["last"][2]
+    create("b", {**spec, "eta": 0.3, "max_depth": 2}, ctx).fit(data[0])
+    assert xgb_ltr._FRAMES["last"][2] is frames  # same candidates/features: reused
+    create("c", {**spec, "candidates": 10}, ctx).fit(data[0])
+    assert xgb_ltr._FRAMES["last"][2] is not frames
+    assert xgb_ltr._FRAMES["last"][2][xgb_ltr.RANK].max() <= 10

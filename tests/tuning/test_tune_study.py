@@ -197,3 +197,68 @@ def test_cli_writes_tuned_json(tmp_path, monkeypatch, params, sample_frames, bm2
     untuned = json.loads((tmp_path / "tuned/dense.json").read_text())
     assert untuned["tuned"] is False and untuned["params"] == params["models"]["dense"]
     assert tuned_spec(tmp_path, "dense", params["models"]["dense"]) == params["models"]["dense"]
+
+
+def test_iterative_trainer_is_pruned_on_its_valid_reports(tmp_path, train_data):
+    """xgb_ltr reports valid ndcg@10 every `report_every` rounds; with the median pruner,
+    trials behind the running median are stopped (PRUNED) and the study goes on."""
+    spec = {
+        "family": "xgb_ltr",
+        "components": {"bm25": {"family": "bm25"}},
+        "first_stage": "bm25",
+        "candidates": 20,
+        "n_estimators": 40,
+        "early_stopping_rounds": 0,
+        "report_every": 5,
+        "features": ["scores", "lexical"],
+    }
+    cfg = {
+        "seed": 3,
+        "pruner": "median",
+        "models": {
+            "ltr": {
+                "trials": 8,
+                "space": {
+                    "eta": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+                    "max_depth": {"type": "int", "low": 1, "high": 8},
+                    "objective": {"type": "categorical", "choices": ["rank:ndcg", "rank:map"]},
+                },
+            }
+        },
+    }
+    result = tune_model("ltr", spec, cfg, train_data, storage=sqlite(tmp_path))
+    study = optuna.load_study(study_name=result.study_name, storage=sqlite(tmp_path))
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert result.n_trials == 8 and len(pruned) + len(complete) == 8
+    assert pruned, "the median pruner stopped no trial"
+    for t in complete:  # 40 rounds, a report every 5
+        assert sorted(t.intermediate_values) == list(range(1, 9))
+    for t in pruned:
+        last = max(t.intermediate_values)
+        assert last < 8  # stopped before the end
+        earlier = [
+            c.intermediate_values[last]
+            for c in study.trials
+            if c.number < t.number and last in c.intermediate_values
+        ]
+        assert t.intermediate_values[last] < sorted(earlier)[len(earlier) // 2]
+    assert result.best_value == max(t.value for t in complete)
+
+
+def test_fixed_params_apply_to_trials_only(tmp_path, train_data):
+    cfg = {
+        "seed": 1,
+        "models": {
+            "bm25": {
+                "trials": 3,
+                "fixed": {"method": "robertson", "k1": 0.4},
+                "space": {"b": {"type": "float", "low": 0.2, "high": 0.9}},
+            }
+        },
+    }
+    result = tune_model("bm25", BM25, cfg, train_data, storage=sqlite(tmp_path))
+    assert result.best_spec == {**BM25, "b": result.best_params["b"]}  # fixed not written
+    trial_spec = {**BM25, "method": "robertson", "k1": 0.4, "b": result.best_params["b"]}
+    assert result.best_value == pytest.approx(Evaluator(train_data).score("bm25", trial_spec))
+    assert result.best_value != pytest.approx(Evaluator(train_data).score("bm25", result.best_spec))
