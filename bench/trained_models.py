@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from shelflab.config import find_root, load_params
@@ -33,12 +34,42 @@ from shelflab.quarantine import Quarantine
 from shelflab.split import split_queries
 
 
+def headroom(qrels: pl.DataFrame, run: pl.DataFrame, threshold: float) -> dict[str, float]:
+    """What the judgments let a model score: `judged@10`, the share of its top-10 items that
+    have any judgment (Home Depot judges only the few products shown per query, so an unjudged
+    hit counts as non-relevant), and `oracle_ndcg@10`, the ndcg@10 of its own top-100 reordered
+    by the true grades: the ceiling of any reranker over this run."""
+    top = run.sort(["query_id", "score", "item_id"], descending=[False, True, True])
+    top10 = top.group_by("query_id", maintain_order=True).head(10)
+    judged = top10.join(
+        qrels.select("query_id", "item_id", pl.lit(1).alias("_j")),
+        on=["query_id", "item_id"],
+        how="left",
+    )
+    evaluated = qrels.filter(pl.col("grade") >= threshold).select("query_id").unique()
+    share = (
+        judged.join(evaluated, on="query_id")
+        .group_by("query_id")
+        .agg((pl.col("_j").fill_null(0).sum() / 10).alias("j"))
+    )
+    oracle = (
+        run.join(
+            qrels.select("query_id", "item_id", "grade"), on=["query_id", "item_id"], how="left"
+        )
+        .with_columns((pl.col("grade").fill_null(0.0) * 1e6 + pl.col("score")).alias("score"))
+        .drop("grade")
+    )
+    res = evaluate(qrels, oracle, ["ndcg@10"], threshold)
+    return {"judged@10": float(share["j"].mean()), "oracle_ndcg@10": res.means["ndcg@10"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="directory of the data.format files")
     ap.add_argument("--models", nargs="+", default=["bm25", "biencoder_ft"])
     ap.add_argument("--set", nargs="*", default=[], help="model.key=value (YAML value)")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
+    ap.add_argument("--runs-dir", default=None, help="also write each test run (Parquet) here")
     args = ap.parse_args()
     params = load_params()
     root = find_root()
@@ -82,6 +113,9 @@ def main() -> None:
             latency = query_latency(model, part["test"], 100, 100)
             model.close()
         res = evaluate(qrels["test"], run, ["ndcg@10", "recall@100", "mrr"], threshold)
+        if args.runs_dir:
+            Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+            run.write_parquet(Path(args.runs_dir) / f"{name}.test.parquet")
         per_query[name] = res.per_query
         table = summarize(res.per_query, ["ndcg@10"], n_resamples=1000, seed=0).row(0, named=True)
         results[name] = {
@@ -90,6 +124,7 @@ def main() -> None:
             "fit_s": fit_s,
             "index_s": index_s,
             **{f"latency_{k}": v for k, v in latency.items() if k != "queries"},
+            **headroom(qrels["test"], run, threshold),
             "train_info": getattr(model, "history", None) or getattr(model, "train_info", None),
         }
         print(name, json.dumps(results[name], default=str), flush=True)

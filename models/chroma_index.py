@@ -6,6 +6,11 @@ model), and every add/query passes embeddings explicitly. HNSW settings go throu
 chromadb >= 1.0 `configuration={"hnsw": {...}}` API (the legacy "hnsw:*" metadata keys are
 only translated for old collections); space is "cosine", so score = 1 - distance.
 
+Client/server mode: with a `url` (e.g. http://127.0.0.1:8000, a `chroma run --path DIR --port P`
+server) the collection is created on that server under a name derived from the index's content
+(`collection_name`), and searched through chromadb's HttpClient; the index directory then holds
+only the embeddings and the collection's name.
+
 Quirk: merely opening a PersistentClient writes to its chroma.sqlite3 (a row in the
 `acquire_write` table), which would change a DVC-tracked index directory on every evaluate.
 `ChromaIndex` therefore opens a private temporary copy of the directory (removed on close or
@@ -36,8 +41,36 @@ def _client(path: Path) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
 
 
+def _http_client(url: str) -> Any:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    from urllib.parse import urlparse
+
+    import chromadb
+    from chromadb.config import Settings
+
+    u = urlparse(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValueError(f"chroma url must look like http://host:port, got {url!r}")
+    return chromadb.HttpClient(
+        host=u.hostname,
+        port=u.port or (443 if u.scheme == "https" else 8000),
+        ssl=u.scheme == "https",
+        settings=Settings(anonymized_telemetry=False),
+    )
+
+
+def collection_name(prefix: str, ids: list[str], embeddings: np.ndarray) -> str:
+    """A server-side name that changes whenever the indexed vectors change."""
+    import hashlib
+
+    h = hashlib.sha256("\n".join(ids).encode())
+    h.update(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
+    safe = "".join(c if c.isalnum() else "-" for c in prefix)[:40].strip("-") or "items"
+    return f"{safe}-{h.hexdigest()[:16]}"
+
+
 def build_chroma(
-    path: Path,
+    path: Path | None,
     ids: list[str],
     embeddings: np.ndarray,
     *,
@@ -45,15 +78,20 @@ def build_chroma(
     ef_search: int = 100,
     max_neighbors: int = 16,
     show_progress: bool = False,
+    url: str = "",
+    name: str = COLLECTION,
 ) -> dict[str, Any]:
-    """Create the collection at `path` (a fresh directory) and add all vectors in batches no
-    larger than the client's max batch size. Returns the stored HNSW configuration."""
+    """Create the collection at `path` (a fresh directory), or named `name` on the server at
+    `url` (replacing one of that name), and add all vectors in batches no larger than the
+    client's max batch size. Returns the stored HNSW configuration."""
     from tqdm.auto import tqdm
 
-    client = _client(path)
+    client = _http_client(url) if url else _client(path)
     try:
+        if url and name in [c.name for c in client.list_collections()]:
+            client.delete_collection(name)  # same name = same vectors: rebuilt, not mixed
         col = client.create_collection(
-            COLLECTION,
+            name if url else COLLECTION,
             configuration={
                 "hnsw": {
                     "space": "cosine",
@@ -74,25 +112,42 @@ def build_chroma(
             warnings.simplefilter("ignore", DeprecationWarning)  # see _get_collection
             return dict(col.configuration.get("hnsw") or {})
     finally:
-        client.close()
+        _close(client)
 
 
-def _get_collection(client: Any) -> Any:
+def _close(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if close is not None:
+        close()
+
+
+def _get_collection(client: Any, name: str = COLLECTION) -> Any:
     # a collection created with embedding_function=None stores {"type": "legacy"} as its
     # embedding-function config, and reading it back warns "legacy embedding function config"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return client.get_collection(COLLECTION, embedding_function=None)
+        return client.get_collection(name, embedding_function=None)
 
 
 class ChromaIndex:
     """Read side: top-k by cosine similarity for a batch of query embeddings."""
 
-    def __init__(self, path: Path, copy: bool = True) -> None:
+    def __init__(self, path: Path | None, copy: bool = True, url: str = "", name: str = "") -> None:
+        self._tmp: Path | None = None
+        if url:  # client/server: nothing local to protect
+            self.path = None
+            self.client = _http_client(url)
+            try:
+                self.collection = _get_collection(self.client, name)
+            except Exception as err:
+                raise FileNotFoundError(
+                    f"no Chroma collection {name!r} on the server at {url}: {err}"
+                ) from None
+            self.count = self.collection.count()
+            return
         self.path = Path(path)
         if not (self.path / "chroma.sqlite3").exists():
             raise FileNotFoundError(f"no Chroma database at {self.path}")
-        self._tmp: Path | None = None
         if copy:
             self._tmp = Path(tempfile.mkdtemp(prefix="shelflab-chroma-"))
             weakref.finalize(self, shutil.rmtree, self._tmp, True)
@@ -133,7 +188,7 @@ class ChromaIndex:
         self.collection = _get_collection(self.client)
 
     def close(self) -> None:
-        self.client.close()
+        _close(self.client)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

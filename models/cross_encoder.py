@@ -7,9 +7,12 @@ items are rescored by the cross-encoder, reading (query text, item text) jointly
 
 retrieve(queries, k): the first stage's top max(`candidates`, k) items per query; the top
 `candidates` are rescored and sorted by the cross-encoder's raw logit (score = logit, no
-sigmoid); when k > `candidates`, first-stage ranks `candidates`+1..k follow in first-stage
-order with synthetic scores below every reranked one (lowest reranked logit of the query
-minus the distance in ranks), so scores stay strictly descending down the run and reranking
+sigmoid) or, with a fusion weight w < 1, by w * minmax(logit) + (1 - w) * minmax(first-stage
+score) per query (w = `fusion_weight`, or chosen on the valid split after training from 0.0,
+0.1, ..., 1.0: a reranker that is not yet better than its first stage then leans on it); when
+k > `candidates`, first-stage ranks `candidates`+1..k follow in first-stage order with
+synthetic scores below every reranked one (lowest reranked score of the query minus the
+distance in ranks), so scores stay strictly descending down the run and reranking
 costs at most `candidates` pairs per query. `score_pairs(queries, pairs)` gives the logit of
 arbitrary (query_id, item_id) pairs (xgb_ltr uses it as an exact feature); equal to the
 retrieve scores up to float noise (batches are formed by length).
@@ -111,6 +114,15 @@ def _quiet() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+FIRST_SCORE, LOGIT = "_first_score", "_logit"
+
+
+def _minmax(col: str) -> pl.Expr:
+    """Per-query min-max normalisation (0 when a query's values are all equal)."""
+    lo, hi = pl.col(col).min().over(QUERY_ID), pl.col(col).max().over(QUERY_ID)
+    return pl.when(hi > lo).then((pl.col(col) - lo) / (hi - lo)).otherwise(0.0)
+
+
 def _log(message: str) -> None:
     print(f"[cross_encoder] {message}", file=sys.stderr, flush=True)
 
@@ -145,6 +157,15 @@ class CrossEncoderRetriever(Composite):
         ),
         "early_stopping": Param(
             "int", 1, min=0, help="epochs without valid ndcg@10 gain before stopping; 0: off"
+        ),
+        "fusion_weight": Param(
+            "float",
+            None,
+            min=0.0,
+            max=1.0,
+            nullable=True,
+            help="score = w * minmax(logit) + (1 - w) * minmax(first-stage score) per query; "
+            "null: w chosen on the valid split after training (1.0 without one)",
         ),
     }
 
@@ -222,6 +243,12 @@ class CrossEncoderRetriever(Composite):
         )
         return np.asarray(scores, dtype=np.float64).reshape(-1)
 
+    @property
+    def weight(self) -> float:
+        """The fusion weight in use: the param, else the one chosen on valid by fit."""
+        w = self.params["fusion_weight"]
+        return float(w if w is not None else self.train_info.get("fusion_weight", 1.0))
+
     def _rerank(
         self,
         ce: Any,
@@ -229,12 +256,19 @@ class CrossEncoderRetriever(Composite):
         queries: pl.DataFrame,
         items: pl.DataFrame,
         k: int,
+        *,
+        weight: float | None = None,
+        logits: Any = None,
     ) -> pl.DataFrame:
-        """The first-stage run's top `candidates` rescored by the cross-encoder, then its ranks
-        `candidates`+1..k below them (see the module docstring); top k per query."""
+        """The first-stage run's top `candidates` rescored (cross-encoder logit fused with the
+        first-stage score by `weight`), then its ranks `candidates`+1..k below them (see the
+        module docstring); top k per query. `logits`: precomputed, in the head's order."""
         n = self.params["candidates"]
         first = first.select(
-            pl.col(QUERY_ID).cast(pl.String), pl.col(ITEM_ID).cast(pl.String), RANK
+            pl.col(QUERY_ID).cast(pl.String),
+            pl.col(ITEM_ID).cast(pl.String),
+            pl.col(SCORE).cast(pl.Float64).alias(FIRST_SCORE),
+            RANK,
         )
         head = (
             first.filter(pl.col(RANK) <= n)
@@ -253,14 +287,22 @@ class CrossEncoderRetriever(Composite):
         )
         if head.height == 0:
             return empty_run()
-        logits = self._predict(
-            ce,
-            head[QUERY_TEXT].fill_null("").to_list(),
-            head[ITEM_TEXT].fill_null("").to_list(),
+        if logits is None:
+            logits = self._predict(
+                ce,
+                head[QUERY_TEXT].fill_null("").to_list(),
+                head[ITEM_TEXT].fill_null("").to_list(),
+            )
+        head = head.select(QUERY_ID, ITEM_ID, RANK, FIRST_SCORE).with_columns(
+            pl.Series(LOGIT, logits, dtype=pl.Float64)
         )
-        head = head.select(QUERY_ID, ITEM_ID, RANK).with_columns(
-            pl.Series(SCORE, logits, dtype=pl.Float64)
-        )
+        w = self.weight if weight is None else weight
+        if w >= 1.0:
+            head = head.with_columns(pl.col(LOGIT).alias(SCORE))
+        else:
+            head = head.with_columns(
+                (w * _minmax(LOGIT) + (1.0 - w) * _minmax(FIRST_SCORE)).alias(SCORE)
+            )
         tail = first.filter((pl.col(RANK) > n) & (pl.col(RANK) <= k))
         parts = [head.select(QUERY_ID, ITEM_ID, SCORE)]
         if tail.height:
@@ -384,7 +426,7 @@ class CrossEncoderRetriever(Composite):
                 best_epoch = epoch
                 continue
             assert vq is not None and vqrels is not None
-            ndcg = score_run(self._rerank(ce, va_first, vq, items, n), vqrels)
+            ndcg = score_run(self._rerank(ce, va_first, vq, items, n, weight=1.0), vqrels)
             history["valid_ndcg@10"].append(ndcg)
             _log(
                 f"{self.name}: epoch {epoch}/{p['epochs']} mean loss {loss:.4f} "
@@ -403,6 +445,13 @@ class CrossEncoderRetriever(Composite):
             ce.load_state_dict(best_state)
         ce.eval()
         self._ce = ce
+        weight, fusion = 1.0, {}
+        if p["fusion_weight"] is not None:
+            weight = float(p["fusion_weight"])
+        elif va_first is not None:
+            assert vq is not None and vqrels is not None
+            weight, fusion = self._choose_weight(ce, va_first, vq, items, vqrels)
+            _log(f"{self.name}: fusion weight {weight:.1f} (valid ndcg@10 {fusion[weight]:.4f})")
         self.train_info = {
             "trained": True,
             "model": p["model"],
@@ -412,12 +461,35 @@ class CrossEncoderRetriever(Composite):
             "first_stage_valid_ndcg@10": base,
             "best_valid_ndcg@10": best if base is not None else None,
             "loss": history["loss"],
+            "fusion_weight": weight,
+            "valid_ndcg@10_by_fusion_weight": {f"{w:.1f}": v for w, v in fusion.items()},
             "train_queries": pairs[QUERY_ID].n_unique(),
             "train_pairs": pairs.height,
             "train_positives": int((pairs[GRADE] > 0).sum()),
             "valid_queries": 0 if vq is None else vq.height,
             "seconds": round(time.perf_counter() - start, 2),
         }
+
+    def _choose_weight(self, ce, va_first, vq, items, vqrels) -> tuple[float, dict[float, float]]:
+        """Grid 0.0, 0.1, ..., 1.0 on the valid split (logits computed once); the best weight,
+        the highest on ties (trust the reranker when it is as good)."""
+        n = self.params["candidates"]
+        head = va_first.filter(pl.col(RANK) <= n)
+        qtext = dict(zip(vq[QUERY_ID].cast(pl.String), vq[TEXT], strict=True))
+        itext = dict(zip(items[ITEM_ID], items[TEXT], strict=True))
+        logits = self._predict(
+            ce,
+            [qtext.get(q, "") for q in head[QUERY_ID].cast(pl.String)],
+            [itext.get(i, "") or "" for i in head[ITEM_ID].cast(pl.String)],
+        )
+        scores = {
+            w / 10: score_run(
+                self._rerank(ce, va_first, vq, items, n, weight=w / 10, logits=logits), vqrels
+            )
+            for w in range(11)
+        }
+        best = max(scores.values())
+        return max(w for w, v in scores.items() if v == best), scores
 
     def _train_pairs(
         self,

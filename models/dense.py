@@ -2,8 +2,9 @@
 
 index_dir layout: `embeddings.npy` (float32, n x dim, L2-normalised; row i = item i),
 `item_ids.parquet`, `shelflab-index.json` (params, model fingerprint, dim, Chroma config) and,
-when param `chroma` is true, `chroma/` (a chromadb PersistentClient directory). Exact search is
-therefore always possible; `search: chroma` needs an index built with `chroma: true`.
+when param `chroma` is true, `chroma/` (a chromadb PersistentClient directory), or with
+`chroma_url` a collection on that Chroma server (its name kept in the index metadata). Exact
+search is therefore always possible; `search: chroma` needs an index built with `chroma: true`.
 Item embeddings go through the embedding cache in `ctx.cache_dir`; query embeddings are
 computed at retrieve time. Scores are cosine similarities.
 """
@@ -52,6 +53,9 @@ class DenseRetriever(Retriever):
         "item_prefix": Param("str", ""),
         "search": Param("str", "exact", choices=("exact", "chroma")),
         "chroma": Param("bool", True, help="also build a Chroma HNSW collection"),
+        "chroma_url": Param(
+            "str", "", help="a Chroma server (http://host:port) instead of an embedded directory"
+        ),
         "ef_construction": Param("int", 200, min=1),
         "ef_search": Param("int", 200, min=1),
         "M": Param("int", 32, min=2, help="HNSW max_neighbors"),
@@ -142,16 +146,19 @@ class DenseRetriever(Retriever):
         p = self.params
         hnsw = None
         if p["chroma"]:
-            from shelflab.models.chroma_index import build_chroma
+            from shelflab.models.chroma_index import build_chroma, collection_name
 
+            remote = collection_name(self.name, ids, emb) if p["chroma_url"] else ""
             hnsw = build_chroma(
-                index_dir / "chroma",
+                None if remote else index_dir / "chroma",
                 ids,
                 emb,
                 ef_construction=p["ef_construction"],
                 ef_search=p["ef_search"],
                 max_neighbors=p["M"],
                 show_progress=self.ctx.show_progress,
+                url=p["chroma_url"],
+                name=remote,
             )
         self._meta = {
             "family": self.family,
@@ -162,6 +169,7 @@ class DenseRetriever(Retriever):
             "n_items": len(ids),
             "dim": int(emb.shape[1]),
             "chroma": hnsw is not None,
+            "chroma_collection": remote if p["chroma"] else None,  # server mode only
             "hnsw": hnsw,
             "embedding_stats": self.index_stats,
         }
@@ -238,7 +246,12 @@ class DenseRetriever(Retriever):
             from shelflab.models.chroma_index import ChromaIndex
 
             assert self._index_dir is not None
-            self._chroma = ChromaIndex(self._index_dir / "chroma")
+            remote = self._meta.get("chroma_collection")
+            if remote:  # built on a server: the index's url unless this model names another
+                url = self.params["chroma_url"] or self._meta["params"].get("chroma_url", "")
+                self._chroma = ChromaIndex(None, url=url, name=remote)
+            else:
+                self._chroma = ChromaIndex(self._index_dir / "chroma")
         return self._chroma.search(q, k)
 
     def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:

@@ -5,6 +5,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
+# Debian's Chromium drives the HTML report test (tests/registry/test_report.py) headless.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+  echo "bootstrap: installing Debian's chromium (report test)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
+    || echo "bootstrap: chromium could not be installed; the report test will say so" >&2
+fi
+
 PY="${PYTHON:-python3}"
 STAMP=.venv/.shelflab-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"

@@ -21,9 +21,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ev = sub.add_parser("evaluate", help="score a run against qrels (TREC, Parquet or CSV)")
+    ev = sub.add_parser(
+        "evaluate", help="score a run, or a registered model on new queries, against qrels"
+    )
     ev.add_argument("--qrels", required=True, help="TREC qrels (qid 0 docid grade) or table")
-    ev.add_argument("--run", required=True, help="TREC run (qid Q0 docid rank score tag) or table")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="TREC run (qid Q0 docid rank score tag) or table")
+    source.add_argument(
+        "--model", help="registered pipeline: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/..."
+    )
+    ev.add_argument("--queries", help="with --model: TSV query_id<TAB>text (no header) or Parquet")
+    ev.add_argument("--k", type=int, default=100, help="with --model: run depth (default 100)")
+    ev.add_argument(
+        "--no-mlflow", action="store_true", help="with --model: do not log an evaluation run"
+    )
     ev.add_argument(
         "--metrics",
         type=_csv,
@@ -47,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--out", required=True, help="TREC run file to write")
     rt.set_defaults(handler=cmd_retrieve)
 
+    from shelflab.registry_cli import add_registry_parsers
     from shelflab.tuning_cli import add_tune_parser
 
     add_tune_parser(sub)
+    add_registry_parsers(sub)
 
     lb = sub.add_parser("leaderboard", help="all models of an MLflow experiment, with CIs")
     lb.add_argument("--experiment", help="MLflow experiment (default from params.yaml)")
@@ -73,16 +86,33 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     for name in args.metrics:  # fail on a typo before reading big files
         parse_metric(name)
-    qrels = read_qrels(args.qrels)
-    run = read_run(args.run)
+    version = None
+    if args.model:
+        from shelflab.registry_cli import registered_run
+
+        if not args.queries:
+            raise SystemExit("shelflab: error: --model needs --queries")
+        if args.k < 1:
+            raise SystemExit("shelflab: error: --k must be at least 1")
+        qrels, run, version = registered_run(args)
+    else:
+        if args.queries:
+            raise SystemExit("shelflab: error: --queries goes with --model, not --run")
+        qrels = read_qrels(args.qrels)
+        run = read_run(args.run)
     result = evaluate(
         qrels,
         run,
         args.metrics,
         relevance_threshold=args.relevance_threshold,
         qrels_source=args.qrels,
-        run_source=args.run,
+        run_source=args.model or args.run,
     )
+    if args.model and not args.no_mlflow:
+        from shelflab.registry_cli import log_registered_eval
+
+        means = {m: result.means[m] for m in args.metrics}
+        log_registered_eval(args, version, means, result.n_evaluated)
     if args.per_query:
         write_table(result.per_query, args.per_query)
     if args.format == "json":

@@ -13,6 +13,7 @@ from shelflab.layout import Layout
 from shelflab.model_eval import evaluate_model
 from shelflab.pipeline import open_built_model
 from shelflab.plots import metric_at_k_plot
+from shelflab.registry.pipeline_model import register_pipeline, registered_name
 from shelflab.registry.tracking import data_hash, git_commit, log_evaluation
 
 
@@ -55,14 +56,63 @@ def main(name: str) -> None:
         metric_at_k_plot(report.curve, f"{name} — test split", png)
         artifacts += [csv, png]
 
+    tags = {
+        "git_commit": git_commit(root),
+        "data_hash": data_hash(inputs),
+        "track": params["mlflow"]["track"],
+        "dataset": params["data"]["name"],
+        "model_family": model.family,
+    }
     with tempfile.TemporaryDirectory() as extra:
-        run_id = _log(root, params, name, model, report, artifacts, inputs, Path(extra))
+        run_id = _log(root, params, name, model, report, artifacts, tags, Path(extra))
+    version = _register(root, params, layout, name, model, report, run_id, tags)
+    # where the registry keeps this evaluation: the promote stage reads it
+    report.summary["_mlflow"] = {
+        "run_id": run_id,
+        "registered_model": version[0],
+        "version": version[1],
+    }
+    write_json(report.summary, layout.model_metrics(name))
     test = report.summary.get("test", {})
     shown = ", ".join(f"{m}={v['mean']:.4f}" for m, v in test.items() if not m.startswith("_"))
-    print(f"evaluate@{name}: test {shown} (mlflow run {run_id})")
+    print(f"evaluate@{name}: test {shown} (mlflow run {run_id}, {version[0]} v{version[1]})")
 
 
-def _log(root, params, name, model, report, artifacts, inputs, extra: Path) -> str:
+def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[str, str]:
+    """The built pipeline as a registered pyfunc version, with its model card."""
+    queries = pl.read_parquet(layout.enriched / "queries.parquet")
+    test_ids = pl.read_parquet(layout.splits).filter(pl.col("split") == "test")
+    registered = registered_name(params["mlflow"]["track"], params["data"]["name"])
+    data = params["data"]
+    version = register_pipeline(
+        tracking_uri=tracking_uri(params, root),
+        run_id=run_id,
+        registered=registered,
+        model_key=name,
+        model=model,
+        model_dir=layout.model_dir(name),
+        index_dir=layout.index_dir(name),
+        summary=report.summary,
+        per_query=report.per_query_table(),
+        queries=queries,
+        example=queries.join(test_ids, on="query_id", how="semi").head(2),
+        data_info={
+            "dataset": data["name"],
+            "format": data["format"],
+            "data hash (md5 of the pipeline inputs)": tags["data_hash"],
+            "split": f"by query, fractions {params['split']['fractions']}, "
+            f"seed {params['split']['seed']}",
+            "grades": f"{data['grade_mapping']} mapping; relevant = grade >= "
+            f"{params['evaluate']['relevance_threshold']}",
+            "git commit": tags["git_commit"],
+        },
+        metrics=params["leaderboard"]["metrics"],
+        tags=tags,
+    )
+    return registered, version
+
+
+def _log(root, params, name, model, report, artifacts, tags, extra: Path) -> str:
     """One MLflow run; learned rankers also get their feature-importance plot (MLflow only)."""
     if hasattr(model, "feature_importance"):
         from shelflab.models.xgb_ltr import plot_feature_importance
@@ -74,13 +124,7 @@ def _log(root, params, name, model, report, artifacts, inputs, extra: Path) -> s
         model_name=name,
         params={"model": model.params, "evaluate": params["evaluate"]},
         metrics=report.mlflow_metrics,
-        tags={
-            "git_commit": git_commit(root),
-            "data_hash": data_hash(inputs),
-            "track": params["mlflow"]["track"],
-            "dataset": params["data"]["name"],
-            "model_family": model.family,
-        },
+        tags=tags,
         artifacts=artifacts,
         curve_steps=report.curve_steps(),
     )

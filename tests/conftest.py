@@ -24,6 +24,19 @@ def shared_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def free_port():
+    """free_port() -> a TCP port nobody listens on at 127.0.0.1 (for servers the tests start)."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
 
@@ -34,3 +47,52 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not found at {path} (set SHELFLAB_DATA_DIR)")
     return path
+
+
+# --- the shipped sample (data/sample: 500 queries, 6,204 items) as pipeline data, built with
+# the library calls the ingest/split/enrich stages make
+@pytest.fixture(scope="session")
+def params() -> dict:
+    from shelflab.config import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def sample_frames(params):
+    """processed + enriched frames of the sample: items, queries, qrels, splits."""
+    from shelflab.data_io.loaders import load_search_dataset
+    from shelflab.enrich import normalize_frame
+    from shelflab.quarantine import Quarantine
+    from shelflab.split import split_queries
+
+    data = params["data"]
+    ds = load_search_dataset(
+        data["format"],
+        REPO / "data" / "sample",
+        grade_mapping=data.get("grade_mapping", "minus_one"),
+        quarantine=Quarantine(),
+    )
+    cfg = params["split"]
+    splits = split_queries(ds.queries, fractions=tuple(cfg["fractions"]), seed=cfg["seed"])
+    return {
+        "items": normalize_frame(ds.items, params["enrich"]),
+        "queries": normalize_frame(ds.queries, params["enrich"]),
+        "qrels": ds.qrels,
+        "splits": splits,
+    }
+
+
+@pytest.fixture(scope="session")
+def train_data(sample_frames):
+    from shelflab.models.base import TrainData
+    from shelflab.pipeline import split_frame
+
+    f = sample_frames
+    return TrainData(
+        items=f["items"].select("item_id", "text"),
+        train_queries=split_frame(f["queries"], f["splits"], "train"),
+        train_qrels=split_frame(f["qrels"], f["splits"], "train"),
+        valid_queries=split_frame(f["queries"], f["splits"], "valid"),
+        valid_qrels=split_frame(f["qrels"], f["splits"], "valid"),
+    )

@@ -1,7 +1,8 @@
 """End to end on the shipped sample: real DVC in a temp git repo, real MLflow (sqlite), real
-models. `dvc repro` builds everything; a second run is a no-op; a change to one model's params
-reruns only that model (and the composite that embeds it); the CLI retrieves for new queries and
-scores them."""
+models. `dvc repro` builds everything, registers every pipeline and promotes a champion; a second
+run is a no-op; a change to one model's params reruns only that model (and the composites that
+embed it); the CLI retrieves for new queries and scores them, also through the registered
+champion; `dvc push` / `dvc pull` give a second clone the outputs without recomputing."""
 
 import json
 import os
@@ -49,6 +50,8 @@ def pipeline(tmp_path_factory, repo_root):
             target.unlink()
     trim_budgets(work / "params.yaml")
     sh(["git", "init", "-q"], work)
+    remote = tmp_path_factory.mktemp("dvc-remote")
+    sh(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], work)
     sh(["git", "add", "-A"], work)
     sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work)
     first = sh(["dvc", "repro"], work)
@@ -71,6 +74,20 @@ def trim_budgets(params: Path) -> None:
     params.write_text(text)
 
 
+def new_judgments(work, tmp_path, n):
+    """The first `n` sample queries under new ids, as a team would hand them in: a TSV query
+    file and TREC qrels."""
+    queries = pl.read_parquet(work / "data" / "processed" / "queries.parquet").head(n)
+    qrels = pl.read_parquet(work / "data" / "processed" / "qrels.parquet").join(
+        queries.select("query_id"), on="query_id", how="semi"
+    )
+    tsv = tmp_path / "new.tsv"
+    tsv.write_text("".join(f"new-{q}\t{t}\n" for q, t in queries.select("query_id", "text").rows()))
+    qrels_file = tmp_path / "new.qrels"
+    qrels_file.write_text("".join(f"new-{q} 0 {d} {g}\n" for q, d, g in qrels.rows()))
+    return tsv, qrels_file
+
+
 def model_names(work):
     return list(yaml.safe_load((work / "params.yaml").read_text())["models"])
 
@@ -79,7 +96,7 @@ def test_repro_builds_every_model(pipeline):
     work, out = pipeline
     models = model_names(work)
     assert {"bm25", "dense", "hybrid", "biencoder_ft", "cross_encoder", "xgb_ltr"} <= set(models)
-    expected = {"ingest", "split", "enrich", "leaderboard"} | {
+    expected = {"ingest", "split", "enrich", "leaderboard", "promote"} | {
         f"{s}@{m}" for s in ("train", "index", "evaluate") for m in models
     }
     assert expected <= ran_stages(out)
@@ -98,6 +115,19 @@ def test_repro_builds_every_model(pipeline):
     assert all(name in board for name in models)
     # the Chroma collection lives in the dense index directory
     assert any((work / "artifacts" / "dense" / "index").rglob("chroma.sqlite3"))
+    # every pipeline is a registered version; the best of the run became the first champion
+    versions = {
+        json.loads((work / "metrics" / "models" / f"{m}.json").read_text())["_mlflow"]["version"]
+        for m in models
+    }
+    assert len(versions) == len(models)
+    promotion = json.loads((work / "metrics" / "promotion.json").read_text())
+    assert promotion["promoted"] and promotion["champion_before"] is None
+    assert promotion["champion_after"] == promotion["candidate_version"] in versions
+    moves = json.loads(sh(["shelflab", "history", "--format", "json"], work).stdout)
+    assert [(m["alias"], m["to"], m["action"]) for m in moves] == [
+        ("champion", promotion["candidate_version"], "initial")
+    ]
 
 
 def test_second_repro_is_noop(pipeline):
@@ -107,33 +137,83 @@ def test_second_repro_is_noop(pipeline):
     assert "up to date" in sh(["dvc", "status"], work).stdout
 
 
+def stale_stages(work) -> set[str]:
+    out = sh(["dvc", "status", "--json"], work).stdout
+    return set(json.loads(out or "{}"))
+
+
 def test_changing_one_model_reruns_only_it(pipeline):
     work, _ = pipeline
     params = work / "params.yaml"
     original = params.read_text()
-    # a bm25 param outside its tuning space: bm25's tune/train/... and the hybrid embedding it
+    # a bm25 param outside its tuning space: bm25 and every composite that embeds it go stale
     params.write_text(original.replace("stopwords: en", "stopwords: none", 1))
-    try:
-        out = sh(["dvc", "repro"], work).stdout
-    finally:
-        params.write_text(original)
-    ran = ran_stages(out)
-    assert {"tune@bm25", "train@bm25", "evaluate@bm25", "tune@hybrid", "train@hybrid"} <= ran
-    assert not any(stage.endswith("@dense") for stage in ran)
-    assert not ran & {"ingest", "split", "enrich"}
-    sh(["dvc", "repro"], work)  # back to the committed params for the tests below
+    stale = stale_stages(work)
+    params.write_text(original)
+    assert {"tune@bm25", "train@bm25", "tune@hybrid", "train@hybrid", "train@xgb_ltr"} <= stale
+    assert {"train@biencoder_ft", "train@cross_encoder"} <= stale  # miner / first stage
+    assert not any(stage.endswith("@dense") for stage in stale)
+    assert not stale & {"ingest", "split", "enrich"}
+    # a model nothing embeds: only its own stages (and the leaderboard, promote) rerun
+    changed = original.replace("early_stopping_rounds: 30", "early_stopping_rounds: 25", 1)
+    assert changed != original, "params.yaml changed: xgb_ltr early_stopping_rounds not found"
+    params.write_text(changed)
+    ran = ran_stages(sh(["dvc", "repro"], work).stdout)
+    assert ran == {f"{s}@xgb_ltr" for s in ("tune", "train", "index", "evaluate")} | {
+        "leaderboard",
+        "promote",
+    }
+    # the retrained xgb_ltr is a new version; it ties the champion at best, so it is refused
+    promotion = json.loads((work / "metrics" / "promotion.json").read_text())
+    assert promotion["candidate_model"] in model_names(work)
+
+
+def test_registered_champion_on_new_judgments_and_report(pipeline, tmp_path):
+    work, _ = pipeline
+    tsv, qrels_file = new_judgments(work, tmp_path, 30)
+    uri = "models:/shelflab-search-homedepot-sample@champion"
+    res = sh(
+        [
+            "shelflab",
+            "evaluate",
+            "--model",
+            uri,
+            "--queries",
+            str(tsv),
+            "--qrels",
+            str(qrels_file),
+            "--metrics",
+            "ndcg@10,recall@100",
+            "--format",
+            "json",
+        ],
+        work,
+    )
+    scores = json.loads(res.stdout)
+    assert set(scores) == {"ndcg@10", "recall@100"} and scores["ndcg@10"] > 0
+    sh(["shelflab", "report", "--out", str(tmp_path / "report")], work)
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert '<table id="leaderboard">' in page and '<table id="alias-history">' in page
+
+
+def test_dvc_push_pull_in_a_second_clone(pipeline, tmp_path):
+    work, _ = pipeline
+    sh(["git", "add", "-A"], work)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro"], work)
+    sh(["dvc", "push"], work)
+    remote = sh(["dvc", "remote", "list", "--local"], work).stdout.split()[1]
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    sh(["dvc", "remote", "modify", "--local", "storage", "url", remote], clone)
+    sh(["dvc", "pull"], clone)
+    assert (clone / "artifacts" / "xgb_ltr" / "model").is_dir()
+    assert "up to date" in sh(["dvc", "status"], clone).stdout
+    assert ran_stages(sh(["dvc", "repro"], clone).stdout) == set()
 
 
 def test_retrieve_and_evaluate_new_judgments(pipeline, tmp_path):
     work, _ = pipeline
-    queries = pl.read_parquet(work / "data" / "processed" / "queries.parquet").head(40)
-    qrels = pl.read_parquet(work / "data" / "processed" / "qrels.parquet").join(
-        queries.select("query_id"), on="query_id", how="semi"
-    )
-    tsv = tmp_path / "new.tsv"
-    tsv.write_text("".join(f"new-{q}\t{t}\n" for q, t in queries.select("query_id", "text").rows()))
-    qrels_file = tmp_path / "new.qrels"
-    qrels_file.write_text("".join(f"new-{q} 0 {d} {g}\n" for q, d, g in qrels.rows()))
+    tsv, qrels_file = new_judgments(work, tmp_path, 40)
     run_file = tmp_path / "hybrid.trec"
     sh(
         [

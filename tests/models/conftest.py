@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, validate_run
-from shelflab.models import ModelContext, create, open_model
+from shelflab.models import ModelContext, create, load, open_model
 
 N_ITEMS = 2000
 N_QUERIES = 300  # a hash-ordered sample of the ~1,500 judged search terms (encoding cost)
@@ -92,6 +92,23 @@ def build(name: str, spec: dict, ctx: ModelContext, items: pl.DataFrame, root: P
     model.save(model_dir)
     model.build_index(items, index_dir)
     return model_dir, index_dir, model
+
+
+def save_and_open(model, ctx: ModelContext, items: pl.DataFrame, root: Path):
+    """save a fitted model, load it afresh, build its index and open it, like the
+    train@ -> index@ -> evaluate@ stages; returns (opened model, model_dir, index_dir)."""
+    model_dir, index_dir = root / "model", root / "index"
+    model_dir.mkdir(parents=True)
+    index_dir.mkdir(parents=True)
+    model.save(model_dir)
+    load(model_dir, ctx).build_index(items, index_dir)
+    return open_model(model_dir, index_dir, ctx), model_dir, index_dir
+
+
+@pytest.fixture(scope="session")
+def reopen():
+    """save_and_open as a fixture: reopen(model, ctx, items, root)."""
+    return save_and_open
 
 
 @pytest.fixture(scope="session")

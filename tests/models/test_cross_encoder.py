@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from shelflab.errors import ConfigError, InputError
-from shelflab.models import TrainData, create, load, open_model
+from shelflab.models import TrainData, create
 from shelflab.models.training import ON_VALID, judged_queries, score_run
 
 SPEC = {
@@ -25,6 +25,7 @@ SPEC = {
     "epochs": 2,
     "early_stopping": 0,
     "max_train_queries": 40,
+    "fusion_weight": 1.0,  # pure cross-encoder scores (test_fusion_weight_* covers fusion)
 }
 # determinism / hook-raising fits: a handful of steps each
 TINY = {**SPEC, "candidates": 10, "negatives": 2, "epochs": 1, "max_train_queries": 12}
@@ -49,16 +50,10 @@ def trained(ctx, data):
 
 
 @pytest.fixture(scope="module")
-def opened(trained, ctx, items, tmp_path_factory):
-    root = tmp_path_factory.mktemp("cross_encoder")
-    model_dir, index_dir = root / "model", root / "index"
-    model_dir.mkdir()
-    index_dir.mkdir()
-    trained[0].save(model_dir)
-    load(model_dir, ctx).build_index(items, index_dir)
-    model = open_model(model_dir, index_dir, ctx)
-    yield model, model_dir, index_dir
-    model.close()
+def opened(trained, ctx, items, tmp_path_factory, reopen):
+    opened = reopen(trained[0], ctx, items, tmp_path_factory.mktemp("cross_encoder"))
+    yield opened
+    opened[0].close()
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +133,30 @@ def test_best_epoch_weights_are_kept(opened, trained, data):
     qrels = train.valid_qrels.filter(pl.col("query_id").is_in(vq["query_id"].implode()))
     run = model.retrieve(vq, SPEC["candidates"])  # what fit reranked after each epoch
     assert score_run(run, qrels) == pytest.approx(info["best_valid_ndcg@10"], abs=1e-6)
+
+
+def test_fusion_weight_chosen_on_valid(ctx, data, items, tmp_path, reopen):
+    model = create("ce", {**TINY, "fusion_weight": None}, own_ctx(ctx))
+    model.fit(data[0])
+    info = model.train_info
+    grid = info["valid_ndcg@10_by_fusion_weight"]
+    assert list(grid) == [f"{w / 10:.1f}" for w in range(11)]
+    # w = 0 is the first stage's order, w = 1 the cross-encoder's alone
+    assert grid["0.0"] == pytest.approx(info["first_stage_valid_ndcg@10"], abs=1e-9)
+    assert grid["1.0"] == pytest.approx(info["best_valid_ndcg@10"], abs=1e-9)
+    w = info["fusion_weight"]
+    assert model.weight == w and grid[f"{w:.1f}"] == max(grid.values()) >= grid["0.0"]
+    assert all(grid[k] < grid[f"{w:.1f}"] for k in grid if float(k) > w)  # highest on ties
+    train = data[0]
+    vq = judged_queries(train.valid_queries, train.valid_qrels)
+    qrels = train.valid_qrels.filter(pl.col("query_id").is_in(vq["query_id"].implode()))
+    # retrieve uses the chosen weight (the model reranks with its own built first stage)
+    opened = reopen(model, ctx, items, tmp_path)[0]
+    try:
+        run = opened.retrieve(vq, TINY["candidates"])
+    finally:
+        opened.close()
+    assert score_run(run, qrels) == pytest.approx(grid[f"{w:.1f}"], abs=1e-6)
 
 
 def test_training_is_deterministic(ctx, data, items):

@@ -6,20 +6,10 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError
-from shelflab.models import create, load, open_model
+from shelflab.models import create, open_model
 from shelflab.models.fusion import rrf
 
 COMPONENTS = {"bm25": {"family": "bm25"}, "dense": {"family": "dense"}}
-
-
-def build_hybrid(spec, ctx, items, root):
-    model = create("hyb", spec, ctx)
-    model_dir, index_dir = root / "model", root / "index"
-    model_dir.mkdir()
-    index_dir.mkdir()
-    model.save(model_dir)
-    load(model_dir, ctx).build_index(items, index_dir)
-    return open_model(model_dir, index_dir, ctx)
 
 
 @pytest.mark.parametrize(
@@ -36,8 +26,8 @@ def build_hybrid(spec, ctx, items, root):
         {"family": "hybrid", "components": COMPONENTS, "method": "weighted", "norm": "zscore"},
     ],
 )
-def test_hybrid_runs(ctx, items, tmp_path, queries, title_queries, check_run, spec):
-    hybrid = build_hybrid(spec, ctx, items, tmp_path)
+def test_hybrid_runs(ctx, items, tmp_path, queries, title_queries, check_run, spec, reopen):
+    hybrid = reopen(create("hyb", spec, ctx), ctx, items, tmp_path)[0]
     run = hybrid.retrieve(queries, 30)
     check_run(run, 30)
     assert run["query_id"].n_unique() == queries.height
@@ -48,12 +38,11 @@ def test_hybrid_runs(ctx, items, tmp_path, queries, title_queries, check_run, sp
 
 
 def test_hybrid_equals_fusion_of_standalone_components(
-    ctx, items, tmp_path, queries, bm25_dirs, dense
+    ctx, items, tmp_path, queries, bm25_dirs, dense, reopen
 ):
     """The composite's components behave exactly like the standalone models they copy."""
-    hybrid = build_hybrid(
-        {"family": "hybrid", "components": COMPONENTS, "depth": 40}, ctx, items, tmp_path
-    )
+    spec = {"family": "hybrid", "components": COMPONENTS, "depth": 40}
+    hybrid = reopen(create("hyb", spec, ctx), ctx, items, tmp_path)[0]
     bm25 = open_model(*bm25_dirs[:2], ctx)
     expected = rrf([bm25.retrieve(queries, 40), dense.retrieve(queries, 40)], rrf_k=60, k=20)
     got = hybrid.retrieve(queries, 20)

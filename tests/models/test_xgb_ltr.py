@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError, InputError
-from shelflab.models import TrainData, create, load, open_model
+from shelflab.models import TrainData, create
 from shelflab.models.training import fit_spec
 from shelflab.models.xgb_ltr import XGBRankerRetriever, plot_feature_importance
 
@@ -37,16 +37,10 @@ def trained(ctx, data):
 
 
 @pytest.fixture(scope="module")
-def opened(trained, ctx, items, tmp_path_factory):
-    root = tmp_path_factory.mktemp("xgb_ltr")
-    model_dir, index_dir = root / "model", root / "index"
-    model_dir.mkdir()
-    index_dir.mkdir()
-    trained.save(model_dir)
-    load(model_dir, ctx).build_index(items, index_dir)
-    model = open_model(model_dir, index_dir, ctx)
-    yield model, model_dir, index_dir
-    model.close()
+def opened(trained, ctx, items, tmp_path_factory, reopen):
+    opened = reopen(trained, ctx, items, tmp_path_factory.mktemp("xgb_ltr"))
+    yield opened
+    opened[0].close()
 
 
 def test_save_load_index_retrieve(opened, data, check_run):

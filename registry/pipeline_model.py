@@ -1,0 +1,200 @@
+"""A built pipeline (model_dir + index_dir) as an MLflow pyfunc model, registered as
+`shelflab-<track>-<dataset>`: models-from-code (`pyfunc_model.py`), the pipeline's own files
+as artifacts (safetensors, bm25s, NumPy/Chroma, XGBoost JSON: no pickle), a signature with
+param `k`, an input example, version tags and a model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT
+from shelflab.errors import InputError
+
+ARTIFACT_NAME = "pipeline"  # the logged model's name inside its run
+CARD_FILE = "model_card.md"
+DEFAULT_K = 10
+CODE_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def registered_name(track: str, dataset: str) -> str:
+    return f"shelflab-{track}-{dataset}"
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", QUERY_ID), ColSpec("string", TEXT)]),
+        outputs=Schema(
+            [
+                ColSpec("string", QUERY_ID),
+                ColSpec("string", ITEM_ID),
+                ColSpec("double", SCORE),
+                ColSpec("long", RANK),
+            ]
+        ),
+        params=ParamSchema([ParamSpec("k", "long", DEFAULT_K)]),
+    )
+
+
+# --- loading (runs inside the pyfunc) ------------------------------------------------------
+def open_pipeline(model_dir: str | Path, index_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    from shelflab.models import ModelContext, open_model
+    from shelflab.pipeline import load_text_normalization
+
+    cache = Path(os.environ.get("SHELFLAB_CACHE_DIR", Path(tempfile.gettempdir()) / "shelflab"))
+    model = open_model(Path(model_dir), Path(index_dir), ModelContext(cache_dir=cache))
+    return model, load_text_normalization(Path(index_dir))
+
+
+def predict(model: Any, normalization: dict[str, Any], model_input: Any, params: Any):
+    """DataFrame (pandas or polars) of query_id, text -> pandas run."""
+    from shelflab.enrich import normalize_frame
+
+    k = int((params or {}).get("k", DEFAULT_K))
+    if k < 1:
+        raise InputError(f"param k must be at least 1, got {k}")
+    frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
+    missing = [c for c in (QUERY_ID, TEXT) if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"model input lacks column(s) {missing}", expected=f"columns {QUERY_ID}, {TEXT}"
+        )
+    queries = frame.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
+    if queries[TEXT].null_count():
+        raise InputError("model input has empty query text", expected="a text for every query")
+    queries = normalize_frame(queries, normalization).select(QUERY_ID, TEXT)
+    run = model.retrieve(queries, k)
+    return run.select(QUERY_ID, ITEM_ID, SCORE, pl.col(RANK).cast(pl.Int64)).to_pandas()
+
+
+# --- logging (evaluate@) -------------------------------------------------------------------
+def log_pipeline(
+    *,
+    tracking_uri: str,
+    run_id: str,
+    name: str,
+    model_dir: Path,
+    index_dir: Path,
+    example: pl.DataFrame,
+    card: str,
+    tags: dict[str, str],
+) -> str:
+    """Log the pipeline into the evaluation run `run_id`, register it under `name`, tag the
+    version; returns the version number."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(
+            name,
+            tags={k: tags[k] for k in ("track", "dataset") if k in tags},
+            description="ShelfLab pipelines (first stage + optional reranker); "
+            "aliases `champion` / `challenger` are moved by `shelflab promote`.",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        card_path = Path(tmp) / CARD_FILE
+        card_path.write_text(card)
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_artifact(str(card_path))
+            info = mlflow.pyfunc.log_model(
+                name=ARTIFACT_NAME,
+                python_model=str(CODE_FILE),
+                artifacts={
+                    "model": str(model_dir),
+                    "index": str(index_dir),
+                    "model_card": str(card_path),
+                },
+                signature=signature(),
+                input_example=example.select(QUERY_ID, TEXT).to_pandas(),
+                pip_requirements=[_requirement()],
+                registered_model_name=name,
+            )
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return version
+
+
+KNOWN_LIMITS = [
+    "Judgments are pooled (only the products shown for a query were judged): an unjudged "
+    "result counts as non-relevant, which understates models that surface new products.",
+    "CIs are over the queries of one split; a small split gives wide intervals.",
+    "Latency is measured on the evaluation machine, one query at a time, after one warm-up.",
+]
+
+
+def register_pipeline(
+    *,
+    tracking_uri: str,
+    run_id: str,
+    registered: str,
+    model_key: str,
+    model: Any,
+    model_dir: Path,
+    index_dir: Path,
+    summary: dict[str, Any],
+    per_query: pl.DataFrame,
+    queries: pl.DataFrame,
+    example: pl.DataFrame,
+    data_info: dict[str, Any],
+    metrics: list[str],
+    tags: dict[str, str],
+) -> str:
+    """Model card + pyfunc + version tags for one evaluated pipeline (the evaluation run
+    `run_id`); returns the version. `example`: enriched queries (raw_text is the input)."""
+    from shelflab.registry.model_card import model_card
+    from shelflab.registry.tracking import MODEL_TAG, metric_key
+
+    card = model_card(
+        model=model_key,
+        family=model.family,
+        registered=registered,
+        params=model.params,
+        summary=summary,
+        per_query=per_query,
+        queries=queries,
+        data=data_info,
+        metrics=metrics,
+        limits=KNOWN_LIMITS,
+    )
+    test = summary.get("test", {})
+    version_tags = {
+        **tags,
+        MODEL_TAG: model_key,
+        "params_hash": params_hash(model.params),
+        **{metric_key("test", m): f"{test[m]['mean']:.6f}" for m in metrics if m in test},
+    }
+    text = "raw_text" if "raw_text" in example.columns else TEXT
+    return log_pipeline(
+        tracking_uri=tracking_uri,
+        run_id=run_id,
+        name=registered,
+        model_dir=model_dir,
+        index_dir=index_dir,
+        example=example.select(QUERY_ID, pl.col(text).alias(TEXT)),
+        card=card,
+        tags=version_tags,
+    )
+
+
+def _requirement() -> str:
+    from importlib.metadata import version
+
+    return f"shelflab=={version('shelflab')}"

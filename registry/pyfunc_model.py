@@ -1,0 +1,30 @@
+"""MLflow models-from-code entry point of a ShelfLab pipeline (logged by
+`shelflab.registry.pipeline_model.log_pipeline`; nothing is pickled).
+
+Artifacts: `model` (the model directory written by train@) and `index` (the index directory
+written by index@: bm25s index, embeddings or Chroma, XGBoost JSON, ...). Input: a DataFrame
+with `query_id` and `text`; param `k`. Output: `query_id, item_id, score, rank`. Query text is
+normalised with the settings the catalog was normalised with (kept in the index directory).
+"""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class ShelfLabPipeline(PythonModel):
+    def load_context(self, context) -> None:
+        from shelflab.registry.pipeline_model import open_pipeline
+
+        self._model, self._normalization = open_pipeline(
+            context.artifacts["model"], context.artifacts["index"]
+        )
+
+    def predict(self, context, model_input, params=None):
+        from shelflab.registry.pipeline_model import predict
+
+        return predict(self._model, self._normalization, model_input, params)
+
+
+mlflow.models.set_model(ShelfLabPipeline())
