@@ -48,7 +48,9 @@ def chroma_server(tmp_path_factory, free_port):
         log.close()
 
 
-def test_dense_index_on_a_chroma_server(chroma_server, ctx, items, queries, tmp_path):
+def test_dense_index_on_a_chroma_server(chroma_server, dense_dirs, ctx, items, queries, tmp_path):
+    # dense_dirs first: the session's own dense build must be the one that fills the embedding
+    # cache (test_dense checks that), this one reuses it
     url, data = chroma_server
     spec = {"family": "dense", "search": "chroma", "chroma_url": url}
     model = create("dense_srv", spec, ctx)
@@ -74,7 +76,7 @@ def test_dense_index_on_a_chroma_server(chroma_server, ctx, items, queries, tmp_
         reopened.close()
 
 
-def test_unreachable_server_is_a_clear_error(ctx, items, tmp_path, free_port):
+def test_unreachable_server_is_a_clear_error(dense_dirs, ctx, items, tmp_path, free_port):
     spec = {"family": "dense", "chroma_url": f"http://127.0.0.1:{free_port()}"}
     model = create("dense_down", spec, ctx)
     with pytest.raises(Exception, match=r"(?i)connect|refused|chroma"):
