@@ -159,10 +159,9 @@ def test_changing_one_model_reruns_only_it(pipeline):
     assert changed != original, "params.yaml changed: xgb_ltr early_stopping_rounds not found"
     params.write_text(changed)
     ran = ran_stages(sh(["dvc", "repro"], work).stdout)
-    assert ran == {f"{s}@xgb_ltr" for s in ("tune", "train", "index", "evaluate")} | {
-        "leaderboard",
-        "promote",
-    }
+    own = {f"{s}@xgb_ltr" for s in ("tune", "train", "index", "evaluate")} | {"promote"}
+    # the leaderboard reruns only if the per-query results changed (same booster: they don't)
+    assert own <= ran <= own | {"leaderboard"}
     # the retrained xgb_ltr is a new version; it ties the champion at best, so it is refused
     promotion = json.loads((work / "metrics" / "promotion.json").read_text())
     assert promotion["candidate_model"] in model_names(work)
