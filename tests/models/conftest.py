@@ -105,6 +105,31 @@ def save_and_open(model, ctx: ModelContext, items: pl.DataFrame, root: Path):
     return open_model(model_dir, index_dir, ctx), model_dir, index_dir
 
 
+def refuses_unlabelled(model, train, items: pl.DataFrame) -> None:
+    """A trainer refuses train qrels with no positive grade, and a valid split that has no
+    judged relevant query (no valid qrels, or only grade 0), before training anything."""
+    from shelflab.errors import InputError
+    from shelflab.models import TrainData
+
+    zero = train.train_qrels.with_columns(pl.lit(0.0).alias("grade"))
+    with pytest.raises(InputError, match="training split has no positive"):
+        model.fit(TrainData(items, train.train_queries, zero))
+    for valid in (
+        train.valid_qrels.head(0),
+        train.valid_qrels.with_columns(pl.lit(0.0).alias("grade")),
+    ):
+        with pytest.raises(InputError, match="valid split has no positive"):
+            model.fit(
+                TrainData(items, train.train_queries, train.train_qrels, train.valid_queries, valid)
+            )
+
+
+@pytest.fixture(scope="session")
+def refuses():
+    """refuses_unlabelled as a fixture: refuses(model, train, items)."""
+    return refuses_unlabelled
+
+
 @pytest.fixture(scope="session")
 def reopen():
     """save_and_open as a fixture: reopen(model, ctx, items, root)."""

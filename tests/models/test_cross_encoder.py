@@ -208,24 +208,10 @@ def test_untrained_mode_uses_a_saved_cross_encoder(opened, ctx, data, items, tmp
         bare.fit(data[0])
 
 
-def test_refuses_training_without_positive_pairs(ctx, data, items):
+def test_refuses_training_without_positive_pairs(ctx, data, items, refuses):
     train = data[0]
     model = create("ce", SPEC, own_ctx(ctx))
-    zero = train.train_qrels.with_columns(pl.lit(0.0).alias("grade"))
-    with pytest.raises(InputError, match="training split has no positive"):
-        model.fit(TrainData(items, train.train_queries, zero))
-    no_valid = train.valid_qrels.head(0)
-    with pytest.raises(InputError, match="valid split has no positive"):
-        model.fit(
-            TrainData(items, train.train_queries, train.train_qrels, train.valid_queries, no_valid)
-        )
-    zero_valid = train.valid_qrels.with_columns(pl.lit(0.0).alias("grade"))
-    with pytest.raises(InputError, match="valid split has no positive"):
-        model.fit(
-            TrainData(
-                items, train.train_queries, train.train_qrels, train.valid_queries, zero_valid
-            )
-        )
+    refuses(model, train, items)
     # positives only on items outside the catalog: nothing to learn from
     small = items.head(50)
     outside = train.train_qrels.filter(~pl.col("item_id").is_in(small["item_id"].implode()))

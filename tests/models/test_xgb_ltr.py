@@ -91,17 +91,8 @@ def test_feature_importance_lists_every_feature(trained, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_refuses_training_without_positive_pairs(ctx, data, items):
-    train = data[0]
-    zero = train.train_qrels.with_columns(pl.lit(0.0).alias("grade"))
-    model = create("ltr", SPEC, ctx)
-    with pytest.raises(InputError, match="training split has no positive"):
-        model.fit(TrainData(items, train.train_queries, zero))
-    no_valid = train.valid_qrels.head(0)
-    with pytest.raises(InputError, match="valid split has no positive"):
-        model.fit(
-            TrainData(items, train.train_queries, train.train_qrels, train.valid_queries, no_valid)
-        )
+def test_refuses_training_without_positive_pairs(ctx, data, items, refuses):
+    refuses(create("ltr", SPEC, ctx), data[0], items)
 
 
 def test_refuses_when_first_stage_finds_no_positive(ctx, data, items):
