@@ -174,6 +174,33 @@ def require_usable(
         )
 
 
+def finish_table(
+    path: Path,
+    fmt: str,
+    rows: list[tuple],
+    rejects: Rejects,
+    quarantine: Quarantine,
+    what: str,
+    expected: str,
+    schema: dict[str, Any],
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The kept rows as a frame (schema + RAW_LINE_COL) and the loading stats, after checking
+    the file was usable and handing the rejects to the quarantine."""
+    n_read = len(rows) + sum(rejects.counts().values())
+    require_usable(path, n_read, len(rows), rejects, what, expected)
+    rejects.flush(quarantine, str(path))
+    frame = pl.DataFrame(rows, schema={**schema, RAW_LINE_COL: pl.String}, orient="row")
+    stats = {
+        "path": str(path),
+        "format": fmt,
+        "read": n_read,
+        "kept": frame.height,
+        "quarantined": rejects.counts(),
+        "blank_lines": rejects.blank_lines,
+    }
+    return frame, stats
+
+
 # ---------------------------------------------------------------------------- field values
 
 

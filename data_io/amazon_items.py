@@ -22,10 +22,10 @@ from shelflab.data_io.amazon_common import (
     as_id,
     as_text,
     check_format,
+    finish_table,
     first_line,
     is_present,
     json_objects,
-    require_usable,
     sniff_format,
 )
 from shelflab.data_io.csvutil import MALFORMED, require_file
@@ -172,19 +172,7 @@ def read_items(
         rows = _read_recbole_items(p, rejects)
     else:
         rows, fmt = _read_json_items(p, fmt, rejects)
-    n_read = len(rows) + sum(rejects.counts().values())
-    require_usable(p, n_read, len(rows), rejects, "item", _EXPECT_ITEMS)
-    rejects.flush(quarantine, str(p))
-    frame = pl.DataFrame(rows, schema={**ITEM_SCHEMA, RAW_LINE_COL: pl.String}, orient="row")
-    stats = {
-        "path": str(p),
-        "format": fmt,
-        "read": n_read,
-        "kept": frame.height,
-        "quarantined": rejects.counts(),
-        "blank_lines": rejects.blank_lines,
-    }
-    return frame, stats
+    return finish_table(p, fmt, rows, rejects, quarantine, "item", _EXPECT_ITEMS, ITEM_SCHEMA)
 
 
 def load_item_metadata(

@@ -29,9 +29,9 @@ from shelflab.data_io.amazon_common import (
     as_text,
     as_timestamp,
     check_format,
+    finish_table,
     is_present,
     json_objects,
-    require_usable,
     sniff_format,
 )
 from shelflab.data_io.csvutil import require_file
@@ -170,19 +170,7 @@ def read_reviews(
             continue
         seen[rid] = (digest, n)
         rows.append((*values, n, line))
-    n_read = len(rows) + sum(rejects.counts().values())
-    require_usable(p, n_read, len(rows), rejects, "review", _EXPECT_REVIEWS)
-    rejects.flush(quarantine, str(p))
-    frame = pl.DataFrame(rows, schema={**REVIEW_SCHEMA, RAW_LINE_COL: pl.String}, orient="row")
-    stats = {
-        "path": str(p),
-        "format": fmt,
-        "read": n_read,
-        "kept": frame.height,
-        "quarantined": rejects.counts(),
-        "blank_lines": rejects.blank_lines,
-    }
-    return frame, stats
+    return finish_table(p, fmt, rows, rejects, quarantine, "review", _EXPECT_REVIEWS, REVIEW_SCHEMA)
 
 
 def load_reviews(

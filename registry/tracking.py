@@ -92,3 +92,22 @@ def log_evaluation(
         for path in artifacts:
             mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def log_data_run(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    stage: str,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: list[Path],
+) -> str:
+    """One MLflow run for a data stage (e.g. ingest: counts, quarantine file); kind = stage."""
+    mlflow = start_experiment(tracking_uri, experiment)
+    with mlflow.start_run(run_name=stage) as run:
+        mlflow.set_tags({KIND_TAG: stage, **tags})
+        mlflow.log_metrics(metrics)
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+        return run.info.run_id

@@ -100,9 +100,8 @@ def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[
             "dataset": data["name"],
             "format": data["format"],
             "data hash (md5 of the pipeline inputs)": tags["data_hash"],
-            "split": f"by query, fractions {params['split']['fractions']}, "
-            f"seed {params['split']['seed']}",
-            "grades": f"{data['grade_mapping']} mapping; relevant = grade >= "
+            "split": split_description(params["split"]),
+            "grades": f"{data.get('grade_mapping', 'as loaded')} mapping; relevant = grade >= "
             f"{params['evaluate']['relevance_threshold']}",
             "git commit": tags["git_commit"],
         },
@@ -110,6 +109,12 @@ def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[
         tags=tags,
     )
     return registered, version
+
+
+def split_description(split: dict) -> str:
+    if split.get("method") == "time":
+        return f"global time split, fractions {split['fractions']}"
+    return f"by query, fractions {split['fractions']}, seed {split['seed']}"
 
 
 def _log(root, params, name, model, report, artifacts, tags, extra: Path) -> str:

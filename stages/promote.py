@@ -47,7 +47,20 @@ def main() -> None:
             "promoted": False,
             "note": str(err),
         }
+    versions = {str(info["version"]): n for n, (_, info) in scores.items()}
+    champion = str(result.get("champion_after") or result["candidate_version"])
+    # the model key of the champion: drift@ stages evaluate its local build
+    result["champion_model"] = versions.get(champion) or _model_key(
+        tracking_uri(params, root), name, champion
+    )
     write_json(result, layout.root / "metrics" / "promotion.json")
+
+
+def _model_key(uri: str, name: str, version: str) -> str | None:
+    """The `shelflab.model` tag of a version registered by an earlier run."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri).get_model_version(name, version).tags.get("shelflab.model")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""split: queries -> train / valid / test by query (seeded; no query text in two splits)."""
+"""split: queries -> train / valid / test.
+
+`split.method: query` (search track): seeded, by normalised query text, no text in two splits.
+`split.method: time` (review track): global time split on the queries' `timestamp`.
+"""
 
 import polars as pl
 
@@ -6,17 +10,24 @@ from shelflab.atomic import write_json, write_parquet
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
 from shelflab.split import split_queries
+from shelflab.time_split import time_split
 
 
 def main() -> None:
     root = find_root()
     cfg = load_params()["split"]
     layout = Layout(root)
-    queries = pl.read_parquet(layout.processed / "queries.parquet")
-    splits = split_queries(queries, fractions=tuple(cfg["fractions"]), seed=cfg["seed"])
+    source = layout.processed / "queries.parquet"
+    queries = pl.read_parquet(source)
+    summary: dict[str, object] = {}
+    if cfg.get("method", "query") == "time":
+        result = time_split(queries, tuple(cfg["fractions"]), source=str(source))
+        splits, summary = result.splits, result.summary()
+    else:
+        splits = split_queries(queries, fractions=tuple(cfg["fractions"]), seed=cfg["seed"])
     write_parquet(splits, layout.splits)
     counts = dict(splits.group_by("split").len().sort("split").iter_rows())
-    write_json({"queries_per_split": counts}, root / "metrics" / "split.json")
+    write_json({"queries_per_split": counts, **summary}, root / "metrics" / "split.json")
     print(f"split: {counts}")
 
 

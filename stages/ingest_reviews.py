@@ -1,0 +1,70 @@
+"""ingest (review track): review + catalog files -> reviews, items, queries, qrels, quarantine."""
+
+from shelflab.atomic import write_json, write_parquet
+from shelflab.config import experiment_name, find_root, load_params, tracking_uri
+from shelflab.data_io.amazon import load_review_dataset
+from shelflab.layout import Layout
+from shelflab.quarantine import Quarantine
+from shelflab.review_track import review_queries, with_query_ids
+
+
+def main() -> None:
+    root = find_root()
+    params = load_params()
+    data = params["data"]
+    out = Layout(root).processed
+    quarantine = Quarantine()
+    metadata = data.get("metadata")
+    folder = root / data["dir"]
+    ds = load_review_dataset(
+        folder / data["reviews"],
+        folder / metadata if metadata else None,
+        quarantine=quarantine,
+        name=data["name"],
+    )
+    reviews = with_query_ids(ds.reviews)
+    queries, qrels = review_queries(
+        reviews, data.get("query_fields", ["summary", "body"]), data.get("query_separator", ". ")
+    )
+    write_parquet(reviews, out / "reviews.parquet")
+    write_parquet(ds.items, out / "items.parquet")
+    write_parquet(queries, out / "queries.parquet")
+    write_parquet(qrels, out / "qrels.parquet")
+    rejected = quarantine.write(out / "quarantine.parquet")
+    summary = {
+        "reviews": ds.reviews.height,
+        "queries": queries.height,
+        "qrels": qrels.height,
+        "items": ds.items.height,
+        "reviewed_items": ds.reviews["item_id"].n_unique(),
+        "users": ds.reviews["user_id"].n_unique(),
+        "quarantined": sum(rejected.values()),
+        "quarantined_by_reason": rejected,
+    }
+    write_json(summary, root / "metrics" / "ingest.json")
+    _log(root, params, summary, rejected, out / "quarantine.parquet")
+    print(f"ingest: {summary}")
+
+
+def _log(root, params, summary, rejected, quarantine_file) -> None:
+    """Counts per quarantine reason and the quarantine file itself, on MLflow."""
+    from shelflab.registry.tracking import git_commit, log_data_run
+
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int)}
+    metrics |= {f"quarantined_{r.replace(' ', '_')}": float(n) for r, n in rejected.items()}
+    log_data_run(
+        tracking_uri=tracking_uri(params, root),
+        experiment=experiment_name(params),
+        stage="ingest",
+        metrics=metrics,
+        tags={
+            "git_commit": git_commit(root),
+            "track": params["mlflow"]["track"],
+            "dataset": params["data"]["name"],
+        },
+        artifacts=[quarantine_file],
+    )
+
+
+if __name__ == "__main__":
+    main()
