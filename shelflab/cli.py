@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tune_parser(sub)
     add_registry_parsers(sub)
+    from shelflab.drift_cli import add_drift_parser
+
+    add_drift_parser(sub)
 
     lb = sub.add_parser("leaderboard", help="all models of an MLflow experiment, with CIs")
     lb.add_argument("--experiment", help="MLflow experiment (default from params.yaml)")
