@@ -1,5 +1,6 @@
 """End to end on the shipped sample: real DVC in a temp git repo, real MLflow (sqlite), real
-models. `dvc repro` builds everything, registers every pipeline and promotes a champion; a second
+models. `dvc repro -P` builds both tracks (search at the root, reviews in tracks/reviews),
+registers every pipeline, promotes a champion per track and writes the drift reports; a second
 run is a no-op; a change to one model's params reruns only that model (and the composites that
 embed it); the CLI retrieves for new queries and scores them, also through the registered
 champion; `dvc push` / `dvc pull` give a second clone the outputs without recomputing."""
@@ -18,6 +19,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+REVIEWS = Path("tracks") / "reviews"
 
 
 def sh(args, cwd, check=True):
@@ -42,19 +44,21 @@ def pipeline(tmp_path_factory, repo_root):
         if src.is_file() and not rel.startswith(("tests/", "bench/")):
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / rel)
-    for generated in ("dvc.lock", "metrics", "plots", "reports", "tuned"):
-        target = work / generated
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    for track in (work, work / REVIEWS):
+        for generated in ("dvc.lock", "metrics", "plots", "reports", "tuned"):
+            target = track / generated
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     trim_budgets(work / "params.yaml")
+    trim_review_budgets(work / REVIEWS / "params.yaml")
     sh(["git", "init", "-q"], work)
     remote = tmp_path_factory.mktemp("dvc-remote")
     sh(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], work)
     sh(["git", "add", "-A"], work)
     sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work)
-    first = sh(["dvc", "repro"], work)
+    first = sh(["dvc", "repro", "-P"], work)
     return work, first.stdout
 
 
@@ -71,6 +75,13 @@ def trim_budgets(params: Path) -> None:
     ):
         assert anchor in text, f"params.yaml changed: {anchor!r} not found"
         text = text.replace(anchor, f"{anchor}\n{extra}", 1)
+    params.write_text(text)
+
+
+def trim_review_budgets(params: Path) -> None:
+    text = re.sub(r"(\n      trials: )\d+", r"\g<1>2", params.read_text())
+    text, n = re.subn(r"(\n    max_train_pairs: )\d+", r"\g<1>200", text)
+    assert n == 1, f"{params} changed: biencoder_ft max_train_pairs not found"
     params.write_text(text)
 
 
@@ -132,7 +143,7 @@ def test_repro_builds_every_model(pipeline):
 
 def test_second_repro_is_noop(pipeline):
     work, _ = pipeline
-    again = sh(["dvc", "repro"], work)
+    again = sh(["dvc", "repro", "-P"], work)
     assert ran_stages(again.stdout) == set()
     assert "up to date" in sh(["dvc", "status"], work).stdout
 
@@ -206,8 +217,9 @@ def test_dvc_push_pull_in_a_second_clone(pipeline, tmp_path):
     sh(["dvc", "remote", "modify", "--local", "storage", "url", remote], clone)
     sh(["dvc", "pull"], clone)
     assert (clone / "artifacts" / "xgb_ltr" / "model").is_dir()
+    assert (clone / REVIEWS / "artifacts" / "biencoder_ft" / "model").is_dir()
     assert "up to date" in sh(["dvc", "status"], clone).stdout
-    assert ran_stages(sh(["dvc", "repro"], clone).stdout) == set()
+    assert ran_stages(sh(["dvc", "repro", "-P"], clone).stdout) == set()
 
 
 def test_retrieve_and_evaluate_new_judgments(pipeline, tmp_path):
@@ -281,3 +293,76 @@ def test_leaderboard_from_mlflow(pipeline):
     baseline = next(row for row in rows if row["model"] == "bm25")
     assert baseline["p_value"] is None
     assert all(0 <= row["p_value"] <= 1 for row in rows if row["model"] != "bm25")
+
+
+# --------------------------------------------------------------------------- review track
+
+
+def review_json(work, *parts):
+    return json.loads((work / REVIEWS / Path(*parts)).read_text())
+
+
+def test_review_track_builds_with_a_time_split_and_quarantine(pipeline):
+    work, out = pipeline
+    track = work / REVIEWS
+    models = list(yaml.safe_load((track / "params.yaml").read_text())["models"])
+    assert {"bm25", "dense", "hybrid", "biencoder_ft", "xgb_ltr"} <= set(models)
+    ran = ran_stages(out)
+    assert {f"tracks/reviews/dvc.yaml:{s}" for s in ("ingest", "split", "enrich", "promote")} <= ran
+    ingest = review_json(work, "metrics", "ingest.json")
+    assert ingest["quarantined_by_reason"]["duplicate review"] > 0  # the real file repeats reviews
+    quarantine = pl.read_parquet(track / "data" / "processed" / "quarantine.parquet")
+    assert quarantine.height == ingest["quarantined"]
+    # no later review in an earlier period
+    queries = pl.read_parquet(track / "data" / "processed" / "queries.parquet")
+    splits = pl.read_parquet(track / "data" / "processed" / "splits.parquet")
+    span = (
+        queries.join(splits, on="query_id")
+        .group_by("split")
+        .agg(pl.col("timestamp").min().alias("lo"), pl.col("timestamp").max().alias("hi"))
+    )
+    lo_hi = {s: (lo, hi) for s, lo, hi in span.iter_rows()}
+    assert lo_hi["train"][1] < lo_hi["valid"][0] and lo_hi["valid"][1] < lo_hi["test"][0]
+    items = pl.read_parquet(track / "data" / "enriched" / "items.parquet")
+    assert items["text"].str.contains("[review keywords]", literal=True).sum() > 0
+    for name in models:
+        summary = review_json(work, "metrics", "models", f"{name}.json")
+        for split in ("valid", "test"):
+            for metric in ("recall@1", "recall@10", "recall@100", "mrr", "ndcg@10"):
+                assert 0 <= summary[split][metric]["mean"] <= 1
+    promotion = review_json(work, "metrics", "promotion.json")
+    assert promotion["champion_model"] in models
+
+
+def test_review_drift_stages_and_cli(pipeline, tmp_path):
+    work, _ = pipeline
+    other = review_json(work, "reports", "drift", "gift_cards", "summary.json")
+    same = review_json(work, "reports", "drift", "test_period", "summary.json")
+    assert other["dataset_drift"] and other["embeddings"]["drifted"]
+    assert other["model"]["queries"] == 0 and "note" in other["model"]  # no Beauty item in it
+    assert same["model"]["queries"] > 0
+    assert same["model"]["comparison"]["method"] == "paired"  # the test period is the test split
+    assert same["embeddings"]["score"] != other["embeddings"]["score"]
+    for batch in ("gift_cards", "test_period"):
+        assert (work / REVIEWS / "reports" / "drift" / batch / "report.html").stat().st_size > 0
+    # the CLI: default reference = the pipeline's training-period reviews
+    batch = work / "data" / "sample" / "amazon" / "Gift_Cards_5.sample.json.gz"
+    res = sh(
+        ["shelflab", "drift", "--batch", str(batch), "--out", str(tmp_path / "d"),
+         "--format", "json", "--fail-on-drift"],
+        work / REVIEWS,
+        check=False,
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert json.loads(res.stdout)["dataset_drift"] is True
+    assert (tmp_path / "d" / "report.html").is_file()
+    # the model side from the CLI: the champion on every review of the sample vs its test split
+    res = sh(
+        ["shelflab", "drift", "--batch", "data/processed/reviews.parquet", "--model", "champion",
+         "--out", str(tmp_path / "m"), "--format", "json"],
+        work / REVIEWS,
+    )  # fmt: skip
+    model = json.loads(res.stdout)["model"]
+    assert model["model"] == review_json(work, "metrics", "promotion.json")["champion_model"]
+    assert model["comparison"]["method"] == "two-sample permutation"
+    assert model["comparison"]["batch"]["n"] == model["queries"] > 0
