@@ -201,6 +201,17 @@ def finish_table(
     return frame, stats
 
 
+def public_table(
+    table: tuple[pl.DataFrame, dict[str, Any]], stats: dict[str, Any] | None
+) -> pl.DataFrame:
+    """What a public loader returns: the frame without RAW_LINE_COL; `stats`, when given, gets
+    the loading stats."""
+    frame, info = table
+    if stats is not None:
+        stats.update(info)
+    return frame.drop(RAW_LINE_COL)
+
+
 # ---------------------------------------------------------------------------- field values
 
 

@@ -16,7 +16,6 @@ from shelflab.data_io.amazon_common import (
     R_BAD_VALUE,
     R_DUP_ITEM,
     R_MISSING,
-    RAW_LINE_COL,
     BadValue,
     Rejects,
     as_id,
@@ -26,6 +25,7 @@ from shelflab.data_io.amazon_common import (
     first_line,
     is_present,
     json_objects,
+    public_table,
     sniff_format,
 )
 from shelflab.data_io.csvutil import MALFORMED, require_file
@@ -190,7 +190,4 @@ def load_item_metadata(
     `load_reviews`'s. Raises InputError for a missing or empty file, no usable item, an
     undetectable format, a RecBole header without item_id or with broken quoting.
     """
-    frame, info = read_items(path, fmt, quarantine)
-    if stats is not None:
-        stats.update(info)
-    return frame.drop(RAW_LINE_COL)
+    return public_table(read_items(path, fmt, quarantine), stats)

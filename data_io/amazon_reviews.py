@@ -18,7 +18,6 @@ from shelflab.data_io.amazon_common import (
     R_DUP_REVIEW,
     R_EMPTY_TEXT,
     R_MISSING,
-    RAW_LINE_COL,
     BadValue,
     Rejects,
     as_count,
@@ -32,6 +31,7 @@ from shelflab.data_io.amazon_common import (
     finish_table,
     is_present,
     json_objects,
+    public_table,
     sniff_format,
 )
 from shelflab.data_io.csvutil import require_file
@@ -188,7 +188,4 @@ def load_reviews(
     blank_lines. Raises InputError for a missing or empty file, a file with no usable review,
     or a format that cannot be detected; ConfigError for an unknown `fmt`.
     """
-    frame, info = read_reviews(path, fmt, quarantine)
-    if stats is not None:
-        stats.update(info)
-    return frame.drop(RAW_LINE_COL)
+    return public_table(read_reviews(path, fmt, quarantine), stats)
