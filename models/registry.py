@@ -18,7 +18,9 @@ from shelflab.models.bm25 import BM25Retriever
 from shelflab.models.cross_encoder import CrossEncoderRetriever
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.hybrid import HybridRetriever
+from shelflab.models.itemknn import ItemKNNRetriever
 from shelflab.models.params import resolve_params
+from shelflab.models.popularity import PopularityRetriever
 from shelflab.models.xgb_ltr import XGBRankerRetriever
 
 FAMILIES: dict[str, type[Retriever]] = {}
@@ -37,6 +39,8 @@ for _cls in (
     XGBRankerRetriever,
     BiEncoderFT,
     CrossEncoderRetriever,
+    PopularityRetriever,
+    ItemKNNRetriever,
 ):
     register(_cls)
 

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).parents[2] / "data" / "sample" / "sequences"
+
+
+@pytest.fixture(scope="session")
+def beauty_sample():
+    from shelflab.data_io.sequences import load_s3rec
+    from shelflab.quarantine import Quarantine
+
+    return load_s3rec(
+        SAMPLE / "Beauty.sample.txt.gz",
+        attributes=SAMPLE / "Beauty.sample_item2attributes.json.gz",
+        datamaps=SAMPLE / "Beauty.sample_datamaps.json.gz",
+        quarantine=Quarantine(),
+    )
+
+
+@pytest.fixture(scope="session")
+def beauty_task(beauty_sample):
+    from shelflab.next_item import leave_one_out
+
+    return leave_one_out(beauty_sample.sequences)
+
+
+@pytest.fixture(scope="session")
+def beauty_train(beauty_sample, beauty_task):
+    from shelflab.models.base import TrainData
+
+    tq, tr = beauty_task.part("train")
+    vq, vr = beauty_task.part("valid")
+    return TrainData(beauty_sample.items, tq, tr, vq, vr)
