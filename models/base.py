@@ -67,6 +67,8 @@ class Retriever(ABC):
     """A fitted/loaded model that turns queries into a run."""
 
     family: ClassVar[str]
+    # the query column `retrieve` reads: "text" (search, reviews) or "history" (next-item)
+    query_input: ClassVar[str] = "text"
 
     def __init__(self, name: str, params: dict[str, Any], ctx: ModelContext) -> None:
         self.name = name

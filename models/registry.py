@@ -21,6 +21,7 @@ from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.itemknn import ItemKNNRetriever
 from shelflab.models.params import resolve_params
 from shelflab.models.popularity import PopularityRetriever
+from shelflab.models.sasrec import SASRecRetriever
 from shelflab.models.xgb_ltr import XGBRankerRetriever
 
 FAMILIES: dict[str, type[Retriever]] = {}
@@ -41,6 +42,7 @@ for _cls in (
     CrossEncoderRetriever,
     PopularityRetriever,
     ItemKNNRetriever,
+    SASRecRetriever,
 ):
     register(_cls)
 

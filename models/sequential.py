@@ -21,13 +21,12 @@ import numpy as np
 import polars as pl
 
 from shelflab.atomic import write_json, write_parquet
-from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, add_rank, require_columns
+from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE, add_rank, require_columns
 from shelflab.errors import InputError
 from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_meta
 from shelflab.models.params import Param
 from shelflab.next_item import mask_history
 
-HISTORY = "history"
 SEQUENCE_PARAMS: dict[str, Param] = {
     "exclude_history": Param("bool", True, help="never recommend an item of the history"),
     "batch_size": Param("int", 2048, min=1, help="queries scored at once"),
@@ -37,8 +36,10 @@ SEQUENCE_PARAMS: dict[str, Param] = {
 def training_sequences(train: TrainData) -> list[list[str]]:
     """Each training query's history + its relevant item (one sequence per user)."""
     require_columns(train.train_queries, [QUERY_ID, HISTORY], "train queries")
-    target = train.train_qrels.filter(pl.col("grade") > 0).group_by(QUERY_ID).agg(pl.col(ITEM_ID))
-    joined = train.train_queries.join(target, on=QUERY_ID, how="inner")
+    positive = train.train_qrels.filter(pl.col("grade") > 0)
+    target = positive.group_by(QUERY_ID, maintain_order=True).agg(pl.col(ITEM_ID))
+    # in the order of the train queries: a trainer's batches must not depend on hash order
+    joined = train.train_queries.join(target, on=QUERY_ID, how="inner", maintain_order="left")
     return [
         h + t for h, t in zip(joined[HISTORY].to_list(), joined[ITEM_ID].to_list(), strict=True)
     ]
@@ -48,6 +49,7 @@ class SequentialRetriever(Retriever):
     """Full-ranking next-item model over a fixed item vocabulary (the catalog)."""
 
     PARAMS: ClassVar[dict[str, Param]] = SEQUENCE_PARAMS
+    query_input: ClassVar[str] = HISTORY
 
     def __init__(self, name: str, params: dict[str, Any], ctx: Any) -> None:
         super().__init__(name, params, ctx)

@@ -8,17 +8,25 @@ from typing import Any
 
 import polars as pl
 
-from shelflab.contract import QUERY_ID, TEXT
+from shelflab.contract import HISTORY, QUERY_ID, TEXT
 
 SEGMENTS = ((1, 1, "1 word"), (2, 2, "2 words"), (3, 4, "3-4 words"), (5, 10**6, "5+ words"))
+# next-item queries are histories: segments by the number of items a user has had
+HISTORY_SEGMENTS = ((1, 2, "1-2 items"), (3, 5, "3-5 items"), (6, 10, "6-10 items"),
+                    (11, 10**6, "11+ items"))  # fmt: skip
 
 
 def length_segments(per_query: pl.DataFrame, queries: pl.DataFrame, metrics: list[str]):
-    """Mean of `metrics` per query-length bucket (words of the normalised query text)."""
-    words = queries.select(QUERY_ID, pl.col(TEXT).str.split(" ").list.len().alias("words"))
+    """Mean of `metrics` per query-length bucket: words of the normalised query text, or items
+    of a next-item history."""
+    if HISTORY in queries.columns:
+        length, segments = pl.col(HISTORY).list.len(), HISTORY_SEGMENTS
+    else:
+        length, segments = pl.col(TEXT).str.split(" ").list.len(), SEGMENTS
+    words = queries.select(QUERY_ID, length.alias("words"))
     joined = per_query.join(words, on=QUERY_ID, how="left")
     rows = []
-    for low, high, label in SEGMENTS:
+    for low, high, label in segments:
         part = joined.filter(pl.col("words").is_between(low, high))
         if part.height:
             rows.append(

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT
+from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT
 from shelflab.errors import InputError
 
 ARTIFACT_NAME = "pipeline"  # the logged model's name inside its run
@@ -31,12 +31,16 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def signature():
+def signature(query_input: str = TEXT):
+    """Input query_id + the model's query column: `text` (string) or `history` (array of item
+    ids, next-item models); output the run; param k."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import Array
 
+    query = ColSpec(Array("string"), HISTORY) if query_input == HISTORY else ColSpec("string", TEXT)
     return ModelSignature(
-        inputs=Schema([ColSpec("string", QUERY_ID), ColSpec("string", TEXT)]),
+        inputs=Schema([ColSpec("string", QUERY_ID), query]),
         outputs=Schema(
             [
                 ColSpec("string", QUERY_ID),
@@ -60,13 +64,15 @@ def open_pipeline(model_dir: str | Path, index_dir: str | Path) -> tuple[Any, di
 
 
 def predict(model: Any, normalization: dict[str, Any], model_input: Any, params: Any):
-    """DataFrame (pandas or polars) of query_id, text -> pandas run."""
+    """DataFrame (pandas or polars) of query_id, text (or history) -> pandas run."""
     from shelflab.enrich import normalize_frame
 
     k = int((params or {}).get("k", DEFAULT_K))
     if k < 1:
         raise InputError(f"param k must be at least 1, got {k}")
     frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
+    if getattr(model, "query_input", TEXT) == HISTORY:
+        return _predict_next_item(model, frame, k)
     missing = [c for c in (QUERY_ID, TEXT) if c not in frame.columns]
     if missing:
         raise InputError(
@@ -76,6 +82,19 @@ def predict(model: Any, normalization: dict[str, Any], model_input: Any, params:
     if queries[TEXT].null_count():
         raise InputError("model input has empty query text", expected="a text for every query")
     queries = normalize_frame(queries, normalization).select(QUERY_ID, TEXT)
+    run = model.retrieve(queries, k)
+    return run.select(QUERY_ID, ITEM_ID, SCORE, pl.col(RANK).cast(pl.Int64)).to_pandas()
+
+
+def _predict_next_item(model: Any, frame: pl.DataFrame, k: int):
+    if QUERY_ID not in frame.columns or HISTORY not in frame.columns:
+        raise InputError(
+            f"model input lacks {QUERY_ID} or {HISTORY}",
+            expected=f"columns {QUERY_ID}, {HISTORY} (a list of item ids, oldest first)",
+        )
+    queries = frame.select(
+        pl.col(QUERY_ID).cast(pl.String), pl.col(HISTORY).cast(pl.List(pl.String))
+    )
     run = model.retrieve(queries, k)
     return run.select(QUERY_ID, ITEM_ID, SCORE, pl.col(RANK).cast(pl.Int64)).to_pandas()
 
@@ -91,6 +110,7 @@ def log_pipeline(
     example: pl.DataFrame,
     card: str,
     tags: dict[str, str],
+    query_input: str = TEXT,
 ) -> str:
     """Log the pipeline into the evaluation run `run_id`, register it under `name`, tag the
     version; returns the version number."""
@@ -121,8 +141,8 @@ def log_pipeline(
                     "index": str(index_dir),
                     "model_card": str(card_path),
                 },
-                signature=signature(),
-                input_example=example.select(QUERY_ID, TEXT).to_pandas(),
+                signature=signature(query_input),
+                input_example=example.select(QUERY_ID, query_input).to_pandas(),
                 pip_requirements=[_requirement()],
                 registered_model_name=name,
             )
@@ -181,16 +201,20 @@ def register_pipeline(
         "params_hash": params_hash(model.params),
         **{metric_key("test", m): f"{test[m]['mean']:.6f}" for m in metrics if m in test},
     }
-    text = "raw_text" if "raw_text" in example.columns else TEXT
+    query_input = getattr(model, "query_input", TEXT)
+    if query_input == TEXT:
+        text = "raw_text" if "raw_text" in example.columns else TEXT
+        example = example.select(QUERY_ID, pl.col(text).alias(TEXT))
     return log_pipeline(
         tracking_uri=tracking_uri,
         run_id=run_id,
         name=registered,
         model_dir=model_dir,
         index_dir=index_dir,
-        example=example.select(QUERY_ID, pl.col(text).alias(TEXT)),
+        example=example.select(QUERY_ID, query_input),
         card=card,
         tags=version_tags,
+        query_input=query_input,
     )
 
 

@@ -11,7 +11,8 @@ import yaml
 from shelflab.errors import ConfigError, UnknownModelError
 
 PARAMS_FILE = "params.yaml"
-REQUIRED_SECTIONS = ("data", "split", "enrich", "models", "evaluate", "leaderboard", "mlflow")
+# every pipeline has these; `enrich` (text normalisation) only the text tracks
+REQUIRED_SECTIONS = ("data", "split", "models", "evaluate", "leaderboard", "mlflow")
 
 TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",

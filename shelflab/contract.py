@@ -24,6 +24,7 @@ QUERY_ID, ITEM_ID, TEXT, GRADE, SCORE, RANK = (
     "score",
     "rank",
 )
+HISTORY = "history"  # next-item queries: the user's item ids, oldest first (instead of text)
 
 QUERIES_SCHEMA = {QUERY_ID: pl.String, TEXT: pl.String}
 QRELS_SCHEMA = {QUERY_ID: pl.String, ITEM_ID: pl.String, GRADE: pl.Float64}

@@ -31,7 +31,7 @@ def main(name: str) -> None:
     try:
         report = evaluate_model(
             model,
-            pl.read_parquet(inputs[0]).select("query_id", "text"),
+            pl.read_parquet(inputs[0]).select("query_id", model.query_input),
             pl.read_parquet(layout.qrels),
             pl.read_parquet(layout.splits),
             params["evaluate"],
@@ -112,6 +112,11 @@ def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[
 
 
 def split_description(split: dict) -> str:
+    if split.get("method") == "leave_one_out":
+        return (
+            "leave-one-out per user (last item test, second-to-last valid), users with fewer "
+            f"than {split.get('min_length', 3)} items quarantined; full ranking"
+        )
     if split.get("method") == "time":
         return f"global time split, fractions {split['fractions']}"
     return f"by query, fractions {split['fractions']}, seed {split['seed']}"

@@ -14,7 +14,7 @@ from shelflab.pipeline import model_context, save_text_normalization
 
 def main(name: str) -> None:
     layout = Layout(find_root())
-    enrich = load_params()["enrich"]
+    enrich = load_params().get("enrich", {})  # none for next-item histories
     model = load(layout.model_dir(name), model_context(layout))
     items = pl.read_parquet(layout.enriched / "items.parquet")
     start = time.perf_counter()

@@ -49,7 +49,8 @@ class Evaluator:
         if queries is None or qrels is None or queries.height == 0:
             raise ConfigError(f"tune: the {split} split has no queries")
         self.data = data
-        self.queries = queries.select("query_id", "text")
+        query_input = [c for c in ("text", "history") if c in queries.columns][:1]
+        self.queries = queries.select("query_id", *query_input)
         self.qrels = qrels
         self.metric = metric
         self.k = k

@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from shelflab.errors import ConfigError, ShelfLabError
 from shelflab.layout import Layout
 from shelflab.models.base import ModelContext, TrainData
@@ -142,7 +144,11 @@ def data_fingerprint(data: TrainData) -> str:
         data.valid_qrels,
     ):
         if frame is not None:
-            digest.update(frame.sort(frame.columns[0]).write_csv().encode())
+            # list columns (next-item histories) as space-joined ids: CSV holds no nested data
+            flat = frame.with_columns(
+                pl.col(c).list.join(" ") for c, t in frame.schema.items() if t == pl.List(pl.String)
+            )
+            digest.update(flat.sort(flat.columns[0]).write_csv().encode())
     return digest.hexdigest()[:16]
 
 

@@ -79,7 +79,7 @@ def drift_root(tmp_path_factory, beauty_split, drift_cfg) -> Path:
     from shelflab.config import REQUIRED_SECTIONS
 
     root = tmp_path_factory.mktemp("drift-root")
-    params = {name: {} for name in REQUIRED_SECTIONS} | {"drift": drift_cfg}
+    params = {name: {} for name in (*REQUIRED_SECTIONS, "enrich")} | {"drift": drift_cfg}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     processed = root / "tracks" / "reviews" / "data" / "processed"
     processed.mkdir(parents=True)

@@ -1,0 +1,60 @@
+"""The SASRec network (Kang & McAuley 2018): causal self-attention over the last `maxlen` items.
+
+Item 0 is padding; catalog item i is embedding row i + 1. Pre-LN transformer blocks (torch's
+`TransformerEncoderLayer(norm_first=True)`), learned positions, a final LayerNorm; the score of
+item j after position t is h_t · e_j with the input embedding table shared as output (as in the
+paper). `item_embeddings()` is the table the output uses, so a subclass can build item vectors
+another way (e.g. from semantic-ID codes) and everything else stays.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SASRecNet(nn.Module):
+    def __init__(
+        self, n_items: int, maxlen: int, dim: int, layers: int, heads: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.n_items, self.maxlen = n_items, maxlen
+        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.pos_emb = nn.Embedding(maxlen, dim)
+        self.drop = nn.Dropout(dropout)
+        block = nn.TransformerEncoderLayer(
+            dim, heads, dim_feedforward=dim, dropout=dropout, activation="gelu",
+            batch_first=True, norm_first=True,
+        )  # fmt: skip
+        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)  # .layers
+        self.norm = nn.LayerNorm(dim)
+        nn.init.normal_(self.item_emb.weight, std=dim**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(n_items + 1, dim): row 0 padding."""
+        return self.item_emb.weight
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) item indices, left-padded with 0 -> (B, L, dim) hidden states.
+
+        Causal mask only, padding zeroed after every block (the reference implementation's
+        timeline mask): a key-padding mask would leave the all-padding rows of short
+        sequences with nothing to attend to, i.e. NaN."""
+        keep = (seq != 0).unsqueeze(-1).to(self.pos_emb.weight.dtype)
+        emb = self.item_embeddings()[seq] * self.pos_emb.embedding_dim**0.5
+        positions = torch.arange(seq.shape[1], device=seq.device)
+        x = self.drop(emb + self.pos_emb(positions)[None]) * keep
+        causal = nn.Transformer.generate_square_subsequent_mask(seq.shape[1], device=seq.device)
+        for block in self.blocks.layers:
+            x = block(x, src_mask=causal, is_causal=True) * keep
+        return self.norm(x)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., dim) -> (..., n_items) scores of the catalog items (padding row dropped)."""
+        return hidden @ self.item_embeddings()[1:].T
+
+    def last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        """The state after the last (rightmost) position: the next-item query vector."""
+        return self.encode(seq)[:, -1]

@@ -1,0 +1,79 @@
+"""ingest (next-item track): sequence files -> sequences, item text, and the leave-one-out
+contract tables (queries with histories, qrels, splits), with the quarantine."""
+
+from shelflab.atomic import write_json, write_parquet
+from shelflab.config import experiment_name, find_root, load_params, tracking_uri
+from shelflab.data_io.sequence_dataset import load_sequence_dataset
+from shelflab.layout import Layout
+from shelflab.next_item import leave_one_out
+from shelflab.quarantine import Quarantine
+
+
+def main() -> None:
+    root = find_root()
+    params = load_params()
+    data, split = params["data"], params["split"]
+    layout = Layout(root)
+    quarantine = Quarantine()
+    ds = load_sequence_dataset(
+        data["format"],
+        root / data["dir"],
+        sequences=data["sequences"],
+        attributes=data.get("attributes"),
+        datamaps=data.get("datamaps"),
+        metadata=data.get("metadata"),
+        k_core=data.get("k_core", 5),
+        quarantine=quarantine,
+        name=data["name"],
+    )
+    task = leave_one_out(
+        ds.sequences,
+        min_length=split["min_length"],
+        quarantine=quarantine,
+        source=data["sequences"],
+    )
+    write_parquet(ds.sequences, layout.processed / "sequences.parquet")
+    write_parquet(task.qrels, layout.qrels)
+    write_parquet(task.splits, layout.splits)
+    write_parquet(ds.items, layout.enriched / "items.parquet")
+    write_parquet(task.queries, layout.enriched / "queries.parquet")
+    rejected = quarantine.write(layout.processed / "quarantine.parquet")
+    lengths = ds.sequences["items"].list.len()
+    users = task.queries["user_id"].n_unique()
+    summary = {
+        "users": users,
+        "items": ds.items.height,
+        "items_with_text": int((ds.items["text"] != "").sum()),
+        "interactions": int(lengths.sum()),
+        "mean_sequence_length": round(float(lengths.mean() or 0.0), 3),
+        "density": round(int(lengths.sum()) / max(1, users * ds.items.height), 6),
+        "queries": {s: int((task.splits["split"] == s).sum()) for s in ("train", "valid", "test")},
+        "quarantined": sum(rejected.values()),
+        "quarantined_by_reason": rejected,
+    }
+    write_json(summary, root / "metrics" / "ingest.json")
+    _log(root, params, summary, rejected, layout.processed / "quarantine.parquet")
+    print(f"ingest: {summary}")
+
+
+def _log(root, params, summary, rejected, quarantine_file) -> None:
+    from shelflab.registry.tracking import git_commit, log_data_run
+
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
+    metrics |= {f"quarantined_{r.replace(' ', '_')}": float(n) for r, n in rejected.items()}
+    log_data_run(
+        tracking_uri=tracking_uri(params, root),
+        experiment=experiment_name(params),
+        stage="ingest",
+        metrics=metrics,
+        tags={
+            "git_commit": git_commit(root),
+            "track": params["mlflow"]["track"],
+            "dataset": params["data"]["name"],
+        },
+        artifacts=[quarantine_file],
+    )
+
+
+if __name__ == "__main__":
+    main()
