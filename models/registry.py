@@ -22,6 +22,9 @@ from shelflab.models.itemknn import ItemKNNRetriever
 from shelflab.models.params import resolve_params
 from shelflab.models.popularity import PopularityRetriever
 from shelflab.models.sasrec import SASRecRetriever
+from shelflab.models.sasrec_semantic import SemanticSASRecRetriever
+from shelflab.models.seq_rerank import SequenceRerankRetriever
+from shelflab.models.two_tower import TwoTowerRetriever
 from shelflab.models.xgb_ltr import XGBRankerRetriever
 
 FAMILIES: dict[str, type[Retriever]] = {}
@@ -43,6 +46,9 @@ for _cls in (
     PopularityRetriever,
     ItemKNNRetriever,
     SASRecRetriever,
+    SemanticSASRecRetriever,
+    TwoTowerRetriever,
+    SequenceRerankRetriever,
 ):
     register(_cls)
 

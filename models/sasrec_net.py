@@ -58,3 +58,28 @@ class SASRecNet(nn.Module):
     def last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """The state after the last (rightmost) position: the next-item query vector."""
         return self.encode(seq)[:, -1]
+
+
+class SemanticSASRecNet(SASRecNet):
+    """SASRec whose item vectors are built from semantic-ID codes: the sum of one learned
+    embedding per level (and one for the collision index), optionally plus an ID embedding.
+    Items that share codes share parameters, so rare items borrow from similar ones."""
+
+    def __init__(
+        self, codes, maxlen: int, dim: int, layers: int, heads: int, dropout: float,
+        add_id: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(len(codes), maxlen, dim, layers, heads, dropout)
+        codes = torch.as_tensor(codes, dtype=torch.long)
+        sizes = codes.max(dim=0).values + 1
+        offsets = torch.cumsum(sizes, 0) - sizes
+        self.register_buffer("codes", codes + offsets[None])
+        self.code_emb = nn.Embedding(int(sizes.sum()), dim)
+        nn.init.normal_(self.code_emb.weight, std=dim**-0.5)
+        self.add_id = add_id
+
+    def item_embeddings(self) -> torch.Tensor:
+        items = self.code_emb(self.codes).sum(dim=1)
+        if self.add_id:
+            items = items + self.item_emb.weight[1:]
+        return torch.cat([items.new_zeros(1, items.shape[1]), items])

@@ -23,7 +23,7 @@ from shelflab.registry.aliases import (
     require_registered,
 )
 from shelflab.registry.promotion import Decision, decide
-from shelflab.registry.tracking import MODEL_TAG
+from shelflab.registry.tracking import MODEL_TAG, use_experiment
 
 
 @dataclass
@@ -181,7 +181,7 @@ def promote(
 def _log_decision(name, candidate, champion, decision, cfg, split) -> str:
     import mlflow
 
-    mlflow.set_experiment(f"{name}-promotion")
+    use_experiment(f"{name}-promotion")
     with mlflow.start_run(run_name=f"v{candidate} vs v{champion or '-'}") as run:
         mlflow.set_tags(
             {

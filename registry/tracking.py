@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 from pathlib import Path
@@ -64,8 +65,23 @@ def start_experiment(tracking_uri: str, experiment: str):
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    use_experiment(experiment)
     return mlflow
+
+
+def use_experiment(name: str):
+    """`mlflow.set_experiment`, except that a new experiment of a SQLite store keeps its
+    artifacts beside the database (`<db folder>/mlruns`) rather than under the working
+    directory: the tracks run from their own folders but share the repo's one store."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        with contextlib.suppress(MlflowException):  # created meanwhile by a parallel worker
+            mlflow.create_experiment(name, artifact_location=(db.parent / "mlruns").as_uri())
+    return mlflow.set_experiment(name)
 
 
 def log_evaluation(

@@ -189,10 +189,10 @@ def log_registered_eval(args, version, means: dict[str, float], n: int) -> None:
     """An evaluation run tagged with (and, in MLflow 3, linked to) the model version."""
     import mlflow
 
-    from shelflab.registry.tracking import KIND_TAG, metric_key
+    from shelflab.registry.tracking import KIND_TAG, metric_key, use_experiment
 
     name = version.name if version is not None else "unregistered"
-    mlflow.set_experiment(f"{name}-evaluations")
+    use_experiment(f"{name}-evaluations")
     with mlflow.start_run(run_name=f"{args.model} on {args.qrels}"):
         tags = {
             KIND_TAG: "registered-evaluation",

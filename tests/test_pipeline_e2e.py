@@ -20,6 +20,7 @@ import yaml
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 REVIEWS = Path("tracks") / "reviews"
+NEXT_ITEM = Path("tracks") / "nextitem"
 
 
 def sh(args, cwd, check=True):
@@ -44,7 +45,7 @@ def pipeline(tmp_path_factory, repo_root):
         if src.is_file() and not rel.startswith(("tests/", "bench/")):
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / rel)
-    for track in (work, work / REVIEWS):
+    for track in (work, work / REVIEWS, work / NEXT_ITEM):
         for generated in ("dvc.lock", "metrics", "plots", "reports", "tuned"):
             target = track / generated
             if target.is_dir():
@@ -53,6 +54,7 @@ def pipeline(tmp_path_factory, repo_root):
                 target.unlink()
     trim_budgets(work / "params.yaml")
     trim_review_budgets(work / REVIEWS / "params.yaml")
+    trim_next_item_budgets(work / NEXT_ITEM / "params.yaml")
     sh(["git", "init", "-q"], work)
     remote = tmp_path_factory.mktemp("dvc-remote")
     sh(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], work)
@@ -82,6 +84,17 @@ def trim_review_budgets(params: Path) -> None:
     text = re.sub(r"(\n      trials: )\d+", r"\g<1>2", params.read_text())
     text, n = re.subn(r"(\n    max_train_pairs: )\d+", r"\g<1>200", text)
     assert n == 1, f"{params} changed: biencoder_ft max_train_pairs not found"
+    params.write_text(text)
+
+
+def trim_next_item_budgets(params: Path) -> None:
+    text = re.sub(r"(\n      trials: )\d+", r"\g<1>2", params.read_text())
+    text, n = re.subn(r"(\n    epochs: )\d+", r"\g<1>3", text)
+    assert n == 3, f"{params} changed: sasrec / sasrec_semantic / two_tower epochs not found"
+    text, n = re.subn(r"(\n    rq_epochs: )\d+", r"\g<1>20", text)
+    assert n == 1, f"{params} changed: sasrec_semantic rq_epochs not found"
+    text, n = re.subn(r"fixed: \{epochs: \d+", "fixed: {epochs: 2", text)
+    assert n == 2, f"{params} changed: tune.fixed epochs not found"
     params.write_text(text)
 
 
@@ -218,6 +231,7 @@ def test_dvc_push_pull_in_a_second_clone(pipeline, tmp_path):
     sh(["dvc", "pull"], clone)
     assert (clone / "artifacts" / "xgb_ltr" / "model").is_dir()
     assert (clone / REVIEWS / "artifacts" / "biencoder_ft" / "model").is_dir()
+    assert (clone / NEXT_ITEM / "artifacts" / "sasrec" / "model").is_dir()
     assert "up to date" in sh(["dvc", "status"], clone).stdout
     assert ran_stages(sh(["dvc", "repro", "-P"], clone).stdout) == set()
 
@@ -366,3 +380,43 @@ def test_review_drift_stages_and_cli(pipeline, tmp_path):
     assert model["model"] == review_json(work, "metrics", "promotion.json")["champion_model"]
     assert model["comparison"]["method"] == "two-sample permutation"
     assert model["comparison"]["batch"]["n"] == model["queries"] > 0
+
+
+def test_next_item_track(pipeline):
+    """Leave-one-out on the Beauty excerpt: every model evaluated by full ranking, no history item
+    in any run, the champion registered with a history signature and answering through MLflow."""
+    work, out = pipeline
+    track = work / NEXT_ITEM
+    models = list(yaml.safe_load((track / "params.yaml").read_text())["models"])
+    assert {"popularity", "itemknn", "sasrec", "sasrec_semantic", "two_tower"} <= set(models)
+    stages = {"ingest", "leaderboard", "promote"} | {f"evaluate@{m}" for m in models}
+    assert {f"tracks/nextitem/dvc.yaml:{s}" for s in stages} <= ran_stages(out)
+    ingest = json.loads((track / "metrics" / "ingest.json").read_text())
+    assert ingest["users"] == 2317 and ingest["queries"] == {
+        s: 2317 for s in ("train", "valid", "test")
+    }
+    ndcg = {}
+    for name in models:
+        test = json.loads((track / "metrics" / "models" / f"{name}.json").read_text())["test"]
+        assert 0 <= test["ndcg@10"]["mean"] <= test["hit@10"]["mean"] <= 1
+        ndcg[name] = test["ndcg@10"]["mean"]
+    assert ndcg["itemknn"] > ndcg["popularity"] > 0
+    queries = pl.read_parquet(track / "data" / "enriched" / "queries.parquet")
+    for name in models:
+        run = pl.read_parquet(track / "runs" / name / "test.parquet")
+        repeats = run.join(queries.select("query_id", "history"), on="query_id").filter(
+            pl.col("history").list.contains(pl.col("item_id"))
+        )
+        assert repeats.height == 0, name
+    promotion = json.loads((track / "metrics" / "promotion.json").read_text())
+    assert promotion["champion_model"] in models
+    code = (
+        "import json, mlflow, pandas as pd\n"
+        "m = mlflow.pyfunc.load_model('models:/shelflab-nextitem-beauty-sample@champion')\n"
+        "out = m.predict(pd.DataFrame({'query_id': ['u'], 'history': [['1', '4', '5']]}),"
+        " params={'k': 5})\n"
+        "print(json.dumps(out['item_id'].tolist()))\n"
+    )
+    env_uri = ["env", f"MLFLOW_TRACKING_URI=sqlite:///{work / 'mlflow.db'}"]
+    items = json.loads(sh([*env_uri, str(BIN / "python"), "-c", code], work).stdout)
+    assert len(items) == 5 and not {"1", "4", "5"} & set(items)

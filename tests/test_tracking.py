@@ -134,3 +134,25 @@ def test_unknown_experiment_is_clear(tracking):
     with pytest.raises(ConfigError, match=r"no MLflow experiment 'nope'.*search-test"):
         latest_per_query(tracking[0], "nope", "test")
     mlflow.set_tracking_uri("")
+
+
+def test_new_experiment_keeps_artifacts_beside_the_sqlite_store(tmp_path, monkeypatch):
+    """A track runs from its own folder (tracks/<name>) but logs to the repo's store: its
+    artifacts must land in <repo>/mlruns, not in <repo>/tracks/<name>/mlruns."""
+    from shelflab.registry.tracking import use_experiment
+
+    track = tmp_path / "tracks" / "t"
+    track.mkdir(parents=True)
+    monkeypatch.chdir(track)
+    mlflow.set_tracking_uri("sqlite:///../../mlflow.db")
+    try:
+        use_experiment("nextitem-x")
+        use_experiment("nextitem-x")  # existing: reused
+        with mlflow.start_run():
+            mlflow.log_text("hello", "note.txt")
+        exp = mlflow.get_experiment_by_name("nextitem-x")
+        assert exp.artifact_location == (tmp_path / "mlruns").as_uri()
+        assert list((tmp_path / "mlruns").rglob("note.txt"))
+        assert not (track / "mlruns").exists()
+    finally:
+        mlflow.set_tracking_uri(None)
