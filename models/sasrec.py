@@ -26,7 +26,7 @@ import numpy as np
 from shelflab.models.base import TrainData
 from shelflab.models.device import resolve_device
 from shelflab.models.params import Param
-from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever
+from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
 from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
 
 log = logging.getLogger(__name__)
@@ -155,12 +155,7 @@ class SASRecRetriever(SequentialRetriever):
     def score(self, histories: list[list[int]]) -> np.ndarray:
         import torch
 
-        maxlen = self.params["maxlen"]
-        seq = np.zeros((len(histories), maxlen), dtype=np.int64)
-        for r, h in enumerate(histories):
-            tail = h[-maxlen:]
-            if tail:
-                seq[r, -len(tail) :] = np.asarray(tail) + 1
+        seq = left_padded(histories, self.params["maxlen"])
         with torch.no_grad():
             x = torch.as_tensor(seq, device=self.device)
             return self.net.logits(self.net.last_hidden(x)).float().cpu().numpy()
@@ -191,12 +186,8 @@ class SASRecRetriever(SequentialRetriever):
 
 
 def _windows(sequences: list[list[int]], maxlen: int) -> np.ndarray:
-    """Each sequence's last maxlen + 1 items as item index + 1, left-padded with 0."""
-    out = np.zeros((len(sequences), maxlen + 1), dtype=np.int64)
-    for r, s in enumerate(sequences):
-        tail = s[-(maxlen + 1) :]
-        out[r, -len(tail) :] = np.asarray(tail) + 1
-    return out
+    """Each sequence's last maxlen + 1 items (inputs and next-item targets, shifted by one)."""
+    return left_padded(sequences, maxlen + 1)
 
 
 def _batches(n: int, p: dict[str, Any], rng: np.random.Generator):

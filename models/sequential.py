@@ -33,6 +33,17 @@ SEQUENCE_PARAMS: dict[str, Param] = {
 }
 
 
+def left_padded(sequences: list[list[int]], width: int) -> np.ndarray:
+    """Each sequence's last `width` column indices + 1, right-aligned in a row of zeros (0 is
+    the padding token of the neural models)."""
+    out = np.zeros((len(sequences), width), dtype=np.int64)
+    for r, s in enumerate(sequences):
+        tail = s[-width:]
+        if tail:
+            out[r, -len(tail) :] = np.asarray(tail) + 1
+    return out
+
+
 def training_sequences(train: TrainData) -> list[list[str]]:
     """Each training query's history + its relevant item (one sequence per user)."""
     require_columns(train.train_queries, [QUERY_ID, HISTORY], "train queries")

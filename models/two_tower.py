@@ -28,7 +28,7 @@ from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, SCORE, add_rank, requi
 from shelflab.models.base import INDEX_FILE, ModelContext, TrainData
 from shelflab.models.device import resolve_device
 from shelflab.models.params import Param
-from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever
+from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
 from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,7 @@ class TwoTowerRetriever(SequentialRetriever):
     def user_vectors(self, histories: list[list[int]]) -> np.ndarray:
         import torch
 
-        maxlen = self.params["maxlen"]
-        seq = np.zeros((len(histories), maxlen), dtype=np.int64)
-        for r, h in enumerate(histories):
-            tail = h[-maxlen:]
-            if tail:
-                seq[r, -len(tail) :] = np.asarray(tail) + 1
+        seq = left_padded(histories, self.params["maxlen"])
         with torch.no_grad():
             items = self.net.items()
             return self.net.users(torch.as_tensor(seq, device=self.device), items).cpu().numpy()
@@ -244,14 +239,8 @@ class TwoTowerRetriever(SequentialRetriever):
 
 
 def _pairs(sequences: list[list[int]], maxlen: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (last maxlen items before position t -> item t) of the training sequences, item
-    indices + 1, left-padded with 0."""
-    hist, target = [], []
-    for s in sequences:
-        for t in range(1, len(s)):
-            window = s[max(0, t - maxlen) : t]
-            row = np.zeros(maxlen, dtype=np.int64)
-            row[-len(window) :] = np.asarray(window) + 1
-            hist.append(row)
-            target.append(s[t] + 1)
-    return np.asarray(hist).reshape(-1, maxlen), np.asarray(target, dtype=np.int64)
+    """Every (last maxlen items before position t -> item t) of the training sequences, as
+    `left_padded` rows and item index + 1 targets."""
+    prefixes = [s[:t] for s in sequences for t in range(1, len(s))]
+    target = np.asarray([s[t] + 1 for s in sequences for t in range(1, len(s))], dtype=np.int64)
+    return left_padded(prefixes, maxlen), target

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs (if needed), reproduces both pipelines on the configured data (the shipped samples by
-# default: search at the root, reviews in tracks/reviews), registers every pipeline, promotes a
-# champion per track, writes the drift reports, and prints the leaderboards, the champions'
+# Installs (if needed), reproduces every pipeline on the configured data (the shipped samples by
+# default: search at the root, reviews in tracks/reviews, next-item in tracks/nextitem), registers
+# every pipeline, promotes a champion per track, writes the drift reports, and prints the
+# leaderboards, the champions'
 # alias history and the drift verdicts.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -16,3 +17,6 @@ shelflab history
 for summary in reports/drift/*/summary.json; do
   python -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[1], 'dataset_drift:', s['dataset_drift'], 'drift_share:', round(s['drift_share'], 2), 'embedding score:', round(s['embeddings']['score'], 3))" "$summary"
 done
+cd ../nextitem
+shelflab leaderboard
+shelflab history

@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rt = sub.add_parser("retrieve", help="run a model built by `dvc repro` on new queries")
     rt.add_argument("--model", required=True, help="model name from params.yaml")
-    rt.add_argument("--queries", required=True, help="TSV query_id<TAB>text (no header) or Parquet")
+    rt.add_argument(
+        "--queries",
+        required=True,
+        help="TSV query_id<TAB>text (no header) or Parquet; for a next-item "
+        "model the text is the history: item ids separated by spaces, oldest first",
+    )
     rt.add_argument("--k", type=int, default=100)
     rt.add_argument("--out", required=True, help="TREC run file to write")
     rt.set_defaults(handler=cmd_retrieve)
@@ -128,6 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_retrieve(args: argparse.Namespace) -> None:
+    import polars as pl
+
     from shelflab.config import find_root
     from shelflab.contract import validate_run
     from shelflab.data_io.queries import read_queries
@@ -141,8 +148,14 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
     layout = Layout(find_root())
     queries = read_queries(args.queries)
     model = open_built_model(layout, args.model)
-    queries = normalize_frame(queries, load_text_normalization(layout.index_dir(args.model)))
-    run = validate_run(model.retrieve(queries.select("query_id", "text"), args.k), "model run")
+    if model.query_input == "history":  # next-item: the text is the history, ids by spaces
+        queries = queries.select(
+            "query_id", pl.col("text").str.extract_all(r"\S+").alias("history")
+        )
+    else:
+        queries = normalize_frame(queries, load_text_normalization(layout.index_dir(args.model)))
+    run = model.retrieve(queries.select("query_id", model.query_input), args.k)
+    run = validate_run(run, "model run")
     write_run_trec(run, args.out, tag=f"shelflab-{args.model}")
     print(
         f"wrote {run.height} rows for {run['query_id'].n_unique()} queries to {args.out}",

@@ -1,9 +1,10 @@
 """ingest (review track): review + catalog files -> reviews, items, queries, qrels, quarantine."""
 
 from shelflab.atomic import write_json, write_parquet
-from shelflab.config import experiment_name, find_root, load_params, tracking_uri
+from shelflab.config import find_root, load_params
 from shelflab.data_io.amazon import load_review_dataset
 from shelflab.layout import Layout
+from shelflab.pipeline import log_ingest
 from shelflab.quarantine import Quarantine
 from shelflab.review_track import review_queries, with_query_ids
 
@@ -42,28 +43,8 @@ def main() -> None:
         "quarantined_by_reason": rejected,
     }
     write_json(summary, root / "metrics" / "ingest.json")
-    _log(root, params, summary, rejected, out / "quarantine.parquet")
+    log_ingest(root, params, summary, out / "quarantine.parquet")
     print(f"ingest: {summary}")
-
-
-def _log(root, params, summary, rejected, quarantine_file) -> None:
-    """Counts per quarantine reason and the quarantine file itself, on MLflow."""
-    from shelflab.registry.tracking import git_commit, log_data_run
-
-    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int)}
-    metrics |= {f"quarantined_{r.replace(' ', '_')}": float(n) for r, n in rejected.items()}
-    log_data_run(
-        tracking_uri=tracking_uri(params, root),
-        experiment=experiment_name(params),
-        stage="ingest",
-        metrics=metrics,
-        tags={
-            "git_commit": git_commit(root),
-            "track": params["mlflow"]["track"],
-            "dataset": params["data"]["name"],
-        },
-        artifacts=[quarantine_file],
-    )
 
 
 if __name__ == "__main__":

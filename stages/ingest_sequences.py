@@ -2,10 +2,11 @@
 contract tables (queries with histories, qrels, splits), with the quarantine."""
 
 from shelflab.atomic import write_json, write_parquet
-from shelflab.config import experiment_name, find_root, load_params, tracking_uri
+from shelflab.config import find_root, load_params
 from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.layout import Layout
 from shelflab.next_item import leave_one_out
+from shelflab.pipeline import log_ingest
 from shelflab.quarantine import Quarantine
 
 
@@ -52,27 +53,8 @@ def main() -> None:
         "quarantined_by_reason": rejected,
     }
     write_json(summary, root / "metrics" / "ingest.json")
-    _log(root, params, summary, rejected, layout.processed / "quarantine.parquet")
+    log_ingest(root, params, summary, layout.processed / "quarantine.parquet")
     print(f"ingest: {summary}")
-
-
-def _log(root, params, summary, rejected, quarantine_file) -> None:
-    from shelflab.registry.tracking import git_commit, log_data_run
-
-    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
-    metrics |= {f"quarantined_{r.replace(' ', '_')}": float(n) for r, n in rejected.items()}
-    log_data_run(
-        tracking_uri=tracking_uri(params, root),
-        experiment=experiment_name(params),
-        stage="ingest",
-        metrics=metrics,
-        tags={
-            "git_commit": git_commit(root),
-            "track": params["mlflow"]["track"],
-            "dataset": params["data"]["name"],
-        },
-        artifacts=[quarantine_file],
-    )
 
 
 if __name__ == "__main__":

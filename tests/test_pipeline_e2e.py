@@ -420,3 +420,11 @@ def test_next_item_track(pipeline):
     env_uri = ["env", f"MLFLOW_TRACKING_URI=sqlite:///{work / 'mlflow.db'}"]
     items = json.loads(sh([*env_uri, str(BIN / "python"), "-c", code], work).stdout)
     assert len(items) == 5 and not {"1", "4", "5"} & set(items)
+    # the CLI on new histories (TSV: query_id, item ids by spaces)
+    tsv = track / "new_users.tsv"
+    tsv.write_text("a\t1 4  5\nb\t999999 20\n")
+    sh(["shelflab", "retrieve", "--model", "itemknn", "--queries", str(tsv),
+        "--out", str(track / "new.trec"), "--k", "7"], track)  # fmt: skip
+    rows = [line.split() for line in (track / "new.trec").read_text().splitlines()]
+    assert {r[0] for r in rows} == {"a", "b"} and len(rows) == 14
+    assert not {r[2] for r in rows if r[0] == "a"} & {"1", "4", "5"}
