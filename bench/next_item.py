@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from model_specs import model_specs  # bench/model_specs.py
 
 from shelflab.config import find_root, load_params
 from shelflab.data_io.sequence_dataset import load_sequence_dataset
@@ -54,11 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(TRACK / "params.yaml")
     names = args.models or list(params["models"])
-    specs = {n: {**params["models"][n], **FULL_DATA.get(n, {})} for n in names}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        name, param = key.split(".", 1)
-        specs[name][param] = yaml.safe_load(value)
+    specs = model_specs(params["models"], names, FULL_DATA, args.set)
 
     q = Quarantine()
     ds = load_sequence_dataset(

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import polars as pl
-import yaml
+from model_specs import model_specs  # bench/model_specs.py
 
 from shelflab.config import find_root, load_params
 from shelflab.data_io.loaders import load_search_dataset
@@ -73,11 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
     root = find_root()
-    specs = {name: dict(params["models"][name]) for name in args.models}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        name, param = key.split(".", 1)
-        specs[name][param] = yaml.safe_load(value)
+    specs = model_specs(params["models"], args.models, None, args.set)
 
     t0 = time.perf_counter()
     ds = load_search_dataset(
