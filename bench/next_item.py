@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import tempfile
 import time
@@ -52,6 +53,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="model.key=value (YAML value)")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
+    # the trainers log one line per validation (epoch, loss, valid NDCG@10)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     params = load_params(TRACK / "params.yaml")
     names = args.models or list(params["models"])
     specs = model_specs(params["models"], names, FULL_DATA, args.set)
