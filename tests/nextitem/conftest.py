@@ -32,3 +32,20 @@ def beauty_train(beauty_sample, beauty_task):
     tq, tr = beauty_task.part("train")
     vq, vr = beauty_task.part("valid")
     return TrainData(beauty_sample.items, tq, tr, vq, vr)
+
+
+@pytest.fixture(scope="session")
+def save_index_open():
+    """save_index_open(model, items, tmp_path, ctx): the pipeline's life cycle, save -> load +
+    build_index -> open_model from the two directories."""
+    return _save_index_open
+
+
+def _save_index_open(model, items, tmp_path, ctx):
+    from shelflab.models import load, open_model
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "i").mkdir()
+    model.save(tmp_path / "m")
+    load(tmp_path / "m", ctx).build_index(items, tmp_path / "i")
+    return open_model(tmp_path / "m", tmp_path / "i", ctx)

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from shelflab.evaluation.harness import evaluate
-from shelflab.models import ModelContext, create, load, open_model
+from shelflab.models import ModelContext, create, load
 from shelflab.models.rqvae import _collision_level, train_rqvae
 
 RQ = {"levels": 2, "codes": 8, "latent": 8, "hidden": [32, 16], "beta": 0.25, "lr": 1e-2,
@@ -82,18 +82,14 @@ def test_semantic_sasrec_trains_and_round_trips(tmp_path, small, ctx):
     assert again.diagnostics(queries, 10)["rqvae_collision_rate"] == stats["collision_rate"]
 
 
-def test_two_tower_chroma_matches_exact(tmp_path, small, ctx):
+def test_two_tower_chroma_matches_exact(tmp_path, small, ctx, save_index_open):
     beauty_train, beauty_task = small
     spec = {"dim": 32, "epochs": 2, "device": "cpu", "candidates": 100}
     model = create("two_tower", spec, ctx)
     model.fit(beauty_train)
     assert [e["epoch"] for e in model.history_log] == [1, 2]
     assert model.history_log[1]["loss"] < model.history_log[0]["loss"]
-    (tmp_path / "m").mkdir()
-    (tmp_path / "i").mkdir()
-    model.save(tmp_path / "m")
-    load(tmp_path / "m", ctx).build_index(beauty_train.items, tmp_path / "i")
-    opened = open_model(tmp_path / "m", tmp_path / "i", ctx)
+    opened = save_index_open(model, beauty_train.items, tmp_path, ctx)
     queries, qrels = beauty_task.part("test")
     queries = queries.head(200)
     ann = opened.retrieve(queries, 20)
@@ -114,7 +110,7 @@ def test_two_tower_chroma_matches_exact(tmp_path, small, ctx):
     opened.close()
 
 
-def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx):
+def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx, save_index_open):
     train, task = small
     spec = {
         "components": {
@@ -126,11 +122,7 @@ def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx):
     }
     model = create("seq_rerank", spec, ctx)
     model.fit(train)
-    (tmp_path / "m").mkdir()
-    (tmp_path / "i").mkdir()
-    model.save(tmp_path / "m")
-    load(tmp_path / "m", ctx).build_index(train.items, tmp_path / "i")
-    opened = open_model(tmp_path / "m", tmp_path / "i", ctx)
+    opened = save_index_open(model, train.items, tmp_path, ctx)
     queries, _ = task.part("test")
     queries = queries.head(50)
     run = opened.retrieve(queries, 10)

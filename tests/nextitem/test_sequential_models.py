@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from shelflab.evaluation.harness import evaluate
-from shelflab.models import ModelContext, TrainData, create, load, open_model
+from shelflab.models import ModelContext, TrainData, create
 from shelflab.next_item import leave_one_out
 
 
@@ -139,15 +139,10 @@ def test_itemknn_beats_popularity_on_the_excerpt(beauty_train, beauty_task):
 
 
 @pytest.mark.parametrize("name", ["popularity", "itemknn"])
-def test_save_load_index_round_trip(tmp_path, beauty_train, beauty_task, name):
+def test_save_load_index_round_trip(tmp_path, beauty_train, beauty_task, name, save_index_open):
     model = create(name, {}, ModelContext())
     model.fit(beauty_train)
-    (tmp_path / "m").mkdir()
-    (tmp_path / "i").mkdir()
-    model.save(tmp_path / "m")
-    reloaded = load(tmp_path / "m", ModelContext())
-    reloaded.build_index(beauty_train.items, tmp_path / "i")
-    opened = open_model(tmp_path / "m", tmp_path / "i", ModelContext())
+    opened = save_index_open(model, beauty_train.items, tmp_path, ModelContext())
     queries, _ = beauty_task.part("test")
     assert opened.retrieve(queries.head(50), 20).equals(model.retrieve(queries.head(50), 20))
 
