@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 from model_specs import model_specs  # bench/model_specs.py
+from split_scores import split_scores  # bench/split_scores.py
 
 from shelflab.config import find_root, load_params
 from shelflab.data_io.sequence_dataset import load_sequence_dataset
-from shelflab.evaluation.harness import evaluate
-from shelflab.evaluation.significance import paired_test, summarize
+from shelflab.evaluation.significance import paired_test
 from shelflab.models import ModelContext, TrainData, create
 from shelflab.next_item import leave_one_out
 from shelflab.quarantine import Quarantine
@@ -86,14 +86,10 @@ def main() -> None:
                 start = time.perf_counter()
                 run = model.retrieve(part[split][0], 100)
                 out[f"{split}_rank_s"] = round(time.perf_counter() - start, 1)
-                res = evaluate(part[split][1], run, METRICS, 1.0)
-                table = summarize(res.per_query, METRICS, n_resamples=1000, seed=0)
-                out[split] = {
-                    r["metric"]: [r["mean"], r["ci_low"], r["ci_high"]]
-                    for r in table.iter_rows(named=True)
-                }
+                out[split], scores = split_scores(part[split][1], run, METRICS)
                 if split == "test":
-                    per_query[name] = res.per_query
+                    per_query[name] = scores
+            model.close()
         results["models"][name] = out
         print(name, json.dumps({k: v for k, v in out.items() if k != "training"}), flush=True)
     if "popularity" in per_query:

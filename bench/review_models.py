@@ -21,12 +21,12 @@ from pathlib import Path
 
 import polars as pl
 from model_specs import model_specs  # bench/model_specs.py
+from split_scores import split_scores  # bench/split_scores.py
 
 from shelflab.config import find_root, load_params
 from shelflab.data_io.amazon import load_review_dataset
 from shelflab.enrich import normalize_frame
-from shelflab.evaluation.harness import evaluate
-from shelflab.evaluation.significance import paired_test, summarize
+from shelflab.evaluation.significance import paired_test
 from shelflab.models import ModelContext, TrainData, create
 from shelflab.pipeline import split_frame
 from shelflab.quarantine import Quarantine
@@ -93,14 +93,9 @@ def main() -> None:
             model.build_index(train.items, Path(tmp))
             for split in ("valid", "test"):
                 run = model.retrieve(part[split], 100)
-                res = evaluate(judged[split], run, METRICS, 1.0)
-                table = summarize(res.per_query, METRICS, n_resamples=1000, seed=0)
-                out[split] = {
-                    r["metric"]: [r["mean"], r["ci_low"], r["ci_high"]]
-                    for r in table.iter_rows(named=True)
-                }
+                out[split], scores = split_scores(judged[split], run, METRICS)
                 if split == "test":
-                    per_query[name] = res.per_query
+                    per_query[name] = scores
             model.close()
         results["models"][name] = out
         print(name, json.dumps(out), flush=True)
