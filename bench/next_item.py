@@ -58,6 +58,9 @@ def main() -> None:
     params = load_params(TRACK / "params.yaml")
     names = args.models or list(params["models"])
     specs = model_specs(params["models"], names, FULL_DATA, args.set)
+    for spec in specs.values():  # a composite's parts get the same full-data budgets
+        for part in (spec.get("components") or {}).values():
+            part.update(FULL_DATA.get(part["family"], {}))
 
     q = Quarantine()
     ds = load_sequence_dataset(
@@ -92,6 +95,8 @@ def main() -> None:
             model.close()
         results["models"][name] = out
         print(name, json.dumps({k: v for k, v in out.items() if k != "training"}), flush=True)
+        if args.out:  # after every model: a long run stopped midway keeps what it measured
+            Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     if "popularity" in per_query:
         for name in per_query:
             if name != "popularity":

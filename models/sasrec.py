@@ -26,10 +26,16 @@ import numpy as np
 from shelflab.models.base import TrainData
 from shelflab.models.device import resolve_device
 from shelflab.models.params import Param
-from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
+from shelflab.models.sequential import (
+    SEQUENCE_PARAMS,
+    SequentialRetriever,
+    cut_padding,
+    left_padded,
+)
 from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
 
 log = logging.getLogger(__name__)
+POOL_BATCHES = 16  # batches sorted by length together (see _batches)
 
 SASREC_PARAMS: dict[str, Param] = {
     **SEQUENCE_PARAMS,
@@ -86,12 +92,14 @@ class SASRecRetriever(SequentialRetriever):
         self.net = self.build_net(train).to(self.device)
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         data = _windows([s for s in sequences if len(s) >= 2], p["maxlen"])
+        lengths = (data != 0).sum(axis=1)
         valid = self._valid_set(train)
         rng = np.random.default_rng(p["seed"])
         best, best_state, bad, start = -1.0, None, 0, time.perf_counter()
         for epoch in range(1, p["epochs"] + 1):
             self.net.train()
-            losses = [self._step(opt, data[idx], rng) for idx in _batches(len(data), p, rng)]
+            batches = _batches(lengths, p["train_batch_size"], rng)
+            losses = [self._step(opt, cut_padding(data[idx]), rng) for idx in batches]
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
             score = self._valid_score(*valid)
@@ -155,7 +163,7 @@ class SASRecRetriever(SequentialRetriever):
     def score(self, histories: list[list[int]]) -> np.ndarray:
         import torch
 
-        seq = left_padded(histories, self.params["maxlen"])
+        seq = cut_padding(left_padded(histories, self.params["maxlen"]))
         with torch.no_grad():
             x = torch.as_tensor(seq, device=self.device)
             return self.net.logits(self.net.last_hidden(x)).float().cpu().numpy()
@@ -190,7 +198,16 @@ def _windows(sequences: list[list[int]], maxlen: int) -> np.ndarray:
     return left_padded(sequences, maxlen + 1)
 
 
-def _batches(n: int, p: dict[str, Any], rng: np.random.Generator):
-    order = rng.permutation(n)
-    size = p["train_batch_size"]
-    return [order[i : i + size] for i in range(0, n, size)]
+def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of windows of similar length, so that each batch is cut to its longest
+    window rather than maxlen (most Amazon histories are far shorter than 50): windows are
+    drawn at random in pools of POOL_BATCHES batches, sorted by length within the pool and cut
+    into batches, and the batches of all pools shuffled."""
+    order = rng.permutation(len(lengths))
+    pool = size * POOL_BATCHES
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]

@@ -37,19 +37,31 @@ class SASRecNet(nn.Module):
         return self.item_emb.weight
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) item indices, left-padded with 0 -> (B, L, dim) hidden states.
+        """(B, L) item indices, left-padded with 0, L <= maxlen -> (B, L, dim) hidden states.
 
-        Causal mask only, padding zeroed after every block (the reference implementation's
-        timeline mask): a key-padding mask would leave the all-padding rows of short
-        sequences with nothing to attend to, i.e. NaN."""
+        A position attends to itself and the real items before it (causal + key padding mask;
+        the diagonal keeps all-padding rows from attending to nothing, i.e. NaN), padding is
+        zeroed after every block, and positions count back from the right end, so a batch cut
+        to its longest sequence (L < maxlen) gives exactly the states of the full-width one."""
+        width = seq.shape[1]
         keep = (seq != 0).unsqueeze(-1).to(self.pos_emb.weight.dtype)
         emb = self.item_embeddings()[seq] * self.pos_emb.embedding_dim**0.5
-        positions = torch.arange(seq.shape[1], device=seq.device)
+        positions = torch.arange(self.maxlen - width, self.maxlen, device=seq.device)
         x = self.drop(emb + self.pos_emb(positions)[None]) * keep
-        causal = nn.Transformer.generate_square_subsequent_mask(seq.shape[1], device=seq.device)
+        mask = self._attention_mask(seq, x.dtype)
         for block in self.blocks.layers:
-            x = block(x, src_mask=causal, is_causal=True) * keep
+            x = block(x, src_mask=mask) * keep
         return self.norm(x)
+
+    def _attention_mask(self, seq: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B * heads, L, L) additive mask: 0 where query i may read key j, -inf elsewhere."""
+        width = seq.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool, device=seq.device).tril()
+        itself = torch.eye(width, dtype=torch.bool, device=seq.device)
+        allowed = causal[None] & ((seq != 0)[:, None, :] | itself[None])
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=seq.device)
+        mask = mask.masked_fill(~allowed, float("-inf"))
+        return mask.repeat_interleave(self.blocks.layers[0].self_attn.num_heads, dim=0)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., dim) -> (..., n_items) scores of the catalog items (padding row dropped)."""

@@ -44,6 +44,12 @@ def left_padded(sequences: list[list[int]], width: int) -> np.ndarray:
     return out
 
 
+def cut_padding(rows: np.ndarray) -> np.ndarray:
+    """`left_padded` rows without the columns that are padding in every row (at least one)."""
+    width = max(1, int((rows != 0).sum(axis=1).max(initial=0)))
+    return rows[:, -width:]
+
+
 def training_sequences(train: TrainData) -> list[list[str]]:
     """Each training query's history + its relevant item (one sequence per user)."""
     require_columns(train.train_queries, [QUERY_ID, HISTORY], "train queries")

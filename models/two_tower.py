@@ -1,8 +1,9 @@
 """`two_tower`: a candidate model as in the H&M seed. The item tower maps an item's ID embedding +
 a projection of its frozen MiniLM text embedding (`use_text`) to a vector; the user tower reads
 the item-tower vectors of the last `maxlen` history items (a position-weighted mean and the last
-item, through an MLP). Trained with the in-batch sampled softmax (temperature `temperature`) on
-every (prefix → next item) pair of the training sequences; early stopping on valid NDCG@10.
+item, through an MLP). Trained with the in-batch sampled softmax (temperature `temperature`,
+logQ-corrected: each in-batch logit minus the log of the item's training frequency) on every
+(prefix → next item) pair of the training sequences; early stopping on valid NDCG@10.
 
 Retrieval: the item vectors are L2-normalised and indexed in a Chroma collection (cosine,
 `search: chroma`, the default) that answers each user vector with its `candidates` nearest items
@@ -45,6 +46,9 @@ class TwoTowerRetriever(SequentialRetriever):
         "text_max_seq_length": Param("int", 128, min=8),
         "dropout": Param("float", 0.1, min=0.0, max=0.9),
         "temperature": Param("float", 0.05, min=1e-4),
+        "logq_correction": Param(
+            "bool", True, help="subtract log(item frequency) from in-batch logits (Yi et al. 2019)"
+        ),
         "lr": Param("float", 1e-3, min=0.0),
         "weight_decay": Param("float", 0.0, min=0.0),
         "train_batch_size": Param("int", 512, min=2),
@@ -79,6 +83,12 @@ class TwoTowerRetriever(SequentialRetriever):
             self.text_emb = _embed(_catalog_texts(train, self.item_ids), p, self.ctx)
         self.net = self._build().to(self.device)
         hist, target = _pairs(sequences, p["maxlen"])
+        # in-batch negatives are drawn in proportion to popularity: without the logQ correction
+        # the softmax learns to push popular items down (on the Beauty sample the untuned model
+        # fell below popularity)
+        freq = np.bincount(target, minlength=len(self.item_ids) + 1) / len(target)
+        self._logq = torch.as_tensor(np.log(np.maximum(freq, 1e-12)), dtype=torch.float32,
+                                     device=self.device)  # fmt: skip
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         rng = np.random.default_rng(p["seed"])
         valid = (train.valid_queries, train.valid_qrels) if has_valid(train) else None
@@ -124,6 +134,8 @@ class TwoTowerRetriever(SequentialRetriever):
         items = self.net.items()  # (n + 1, dim), normalised
         users = self.net.users(h, items)
         logits = users @ items[t].T / self.params["temperature"]
+        if self.params["logq_correction"]:
+            logits = logits - self._logq[t][None, :]
         # the same item twice in a batch is not a negative of itself
         same = t[None, :] == t[:, None]
         logits = logits.masked_fill(same & ~torch.eye(len(t), dtype=torch.bool, device=t.device),

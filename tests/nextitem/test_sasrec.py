@@ -29,6 +29,45 @@ def test_network_is_causal():
     assert torch.isfinite(ha).all()  # all-padding positions do not turn into NaN
 
 
+def test_cut_batch_encodes_exactly_as_full_width():
+    """Padding is masked out of attention and positions count from the right, so cutting a
+    batch to its longest history (what training and scoring do) changes no hidden state."""
+    import torch
+
+    from shelflab.models.sasrec_net import SASRecNet
+    from shelflab.models.sequential import cut_padding, left_padded
+
+    torch.manual_seed(0)
+    histories = [[3], [4, 8, 15], [], [16, 23, 42, 7, 9], [1, 2]]
+    full = left_padded(histories, 12)
+    cut = cut_padding(full)
+    assert cut.shape == (5, 5)
+    assert cut_padding(left_padded([[], []], 12)).shape == (2, 1)
+    for heads in (1, 2):
+        net = SASRecNet(50, 12, 16, 2, heads, 0.0).eval()
+        with torch.no_grad():
+            a = net.encode(torch.as_tensor(full))[:, -5:]
+            b = net.encode(torch.as_tensor(cut))
+        assert torch.allclose(a, b, atol=1e-5)
+        # a history's state does not depend on the padding of the others in its batch
+        with torch.no_grad():
+            alone = net.encode(torch.as_tensor(left_padded([histories[1]], 12)))[0, -1]
+        assert torch.allclose(alone, a[1, -1], atol=1e-5)
+
+
+def test_length_buckets_cover_every_window_once():
+    from shelflab.models.sasrec import POOL_BATCHES, _batches
+
+    lengths = np.random.default_rng(1).integers(2, 51, 1000)
+    batches = _batches(lengths, 16, np.random.default_rng(0))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    # within a pool a batch holds neighbours in length, so it is far narrower than a random one
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) == 16])
+    assert spread < 10 < np.ptp(lengths[:16])
+    assert POOL_BATCHES == 16  # pools of 256 windows: 256, 256, 256, 232 -> 16 + 16 + 16 + 15
+    assert len(batches) == 63
+
+
 @pytest.fixture(scope="module")
 def fitted(beauty_train):
     model = create("sasrec", SMALL, ModelContext())

@@ -137,3 +137,35 @@ def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx, save_index_ope
         assert got["score"].to_list() == pytest.approx(expected)
         assert expected == sorted(expected, reverse=True)
     opened.close()
+
+
+def test_in_batch_loss_is_logq_corrected(small, ctx):
+    """The training loss is the in-batch softmax over cos / temperature - log(item frequency)
+    (Yi et al. 2019: in-batch negatives come in proportion to popularity), an item repeated in
+    the batch never a negative of itself; worked here in numpy from the towers' vectors."""
+    import torch
+
+    from shelflab.models.sequential import training_sequences
+    from shelflab.models.two_tower import _pairs
+
+    spec = {"family": "two_tower", "use_text": False, "epochs": 1, "device": "cpu",
+            "temperature": 0.1}  # fmt: skip
+    model = create("two_tower", spec, ctx)
+    model.fit(small[0])  # eval mode after fit: no dropout
+    hist, target = _pairs([model.encode(s) for s in training_sequences(small[0])], 20)
+    freq = np.bincount(target, minlength=len(model.item_ids) + 1) / len(target)
+    batch = np.argsort(-freq[target], kind="stable")[:64]  # popular targets: repeats in the batch
+    h, t = hist[batch], target[batch]
+    assert len(set(t.tolist())) < len(t)
+    with torch.no_grad():
+        items = model.net.items()
+        users = model.net.users(torch.as_tensor(h), items).numpy()
+        vecs = items.numpy()[t]
+    logits = users @ vecs.T / 0.1 - np.log(freq[t])[None, :]
+    logits[(t[None, :] == t[:, None]) & ~np.eye(len(t), dtype=bool)] = -np.inf
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))[:, None]
+    expected = -np.mean(np.diag(log_softmax - logits.max(1, keepdims=True)))
+    frozen = torch.optim.SGD(model.net.parameters(), lr=0.0)
+    assert model._step(frozen, h, t) == pytest.approx(expected, rel=1e-4)
+    model.params["logq_correction"] = False
+    assert model._step(frozen, h, t) != pytest.approx(expected, rel=1e-4)
