@@ -83,6 +83,8 @@ def main() -> None:
         out: dict = {"fit_s": round(time.perf_counter() - start, 1), "params": model.params}
         if getattr(model, "history_log", None):
             out["training"] = model.history_log
+        if getattr(model, "rq_stats", None):  # sasrec_semantic: codebook usage, collisions
+            out["rqvae"] = model.rq_stats
         with tempfile.TemporaryDirectory() as tmp:
             model.build_index(ds.items, Path(tmp))
             for split in ("valid", "test"):
