@@ -59,8 +59,11 @@ def main() -> None:
     names = args.models or list(params["models"])
     specs = model_specs(params["models"], names, FULL_DATA, args.set)
     for spec in specs.values():  # a composite's parts get the same full-data budgets
-        for part in (spec.get("components") or {}).values():
-            part.update(FULL_DATA.get(part["family"], {}))
+        if spec.get("components"):  # new dicts: YAML aliases share the parts with params
+            spec["components"] = {
+                n: {**part, **FULL_DATA.get(part["family"], {})}
+                for n, part in spec["components"].items()
+            }
 
     q = Quarantine()
     ds = load_sequence_dataset(
@@ -97,15 +100,18 @@ def main() -> None:
             model.close()
         results["models"][name] = out
         print(name, json.dumps({k: v for k, v in out.items() if k != "training"}), flush=True)
-        if args.out:  # after every model: a long run stopped midway keeps what it measured
-            Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+        _write(args.out, results)  # after every model: a run stopped midway keeps what it measured
     if "popularity" in per_query:
         for name in per_query:
             if name != "popularity":
                 test = paired_test(per_query[name], per_query["popularity"], metric="ndcg@10")
                 results["models"][name]["test_vs_popularity"] = test.to_dict()
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    _write(args.out, results)
+
+
+def _write(path: str | None, results: dict) -> None:
+    if path:
+        Path(path).write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":
