@@ -18,7 +18,7 @@ from shelflab.config import find_root, load_params
 from shelflab.evaluation.harness import evaluate
 from shelflab.layout import Layout
 from shelflab.models.fusion import fuse
-from shelflab.pipeline import open_built_model, split_frame
+from shelflab.pipeline.built import open_built_model, split_frame
 
 
 def main() -> None:

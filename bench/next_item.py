@@ -30,7 +30,7 @@ from shelflab.config import find_root, load_params
 from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.evaluation.significance import paired_test
 from shelflab.models import ModelContext, TrainData, create
-from shelflab.next_item import leave_one_out
+from shelflab.protocols.leave_one_out import leave_one_out
 from shelflab.quarantine import Quarantine
 
 METRICS = ["hit@5", "hit@10", "hit@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"]

@@ -25,14 +25,14 @@ from split_scores import split_scores  # bench/split_scores.py
 
 from shelflab.config import find_root, load_params
 from shelflab.data_io.amazon import load_review_dataset
-from shelflab.enrich import normalize_frame
 from shelflab.evaluation.significance import paired_test
 from shelflab.models import ModelContext, TrainData, create
-from shelflab.pipeline import split_frame
+from shelflab.pipeline.built import split_frame
+from shelflab.protocols.time_split import time_split
 from shelflab.quarantine import Quarantine
-from shelflab.review_enrich import enrich_items
-from shelflab.review_track import review_queries, with_query_ids
-from shelflab.time_split import time_split
+from shelflab.reviews.enrich import enrich_items
+from shelflab.reviews.track import review_queries, with_query_ids
+from shelflab.textnorm import normalize_frame
 
 METRICS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@50", "recall@100", "mrr",
            "ndcg@10", "hit@10"]  # fmt: skip

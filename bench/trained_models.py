@@ -24,14 +24,14 @@ from model_specs import model_specs  # bench/model_specs.py
 
 from shelflab.config import find_root, load_params
 from shelflab.data_io.loaders import load_search_dataset
-from shelflab.enrich import normalize_frame
 from shelflab.evaluation.harness import evaluate
 from shelflab.evaluation.significance import paired_test, summarize
-from shelflab.model_eval import query_latency
 from shelflab.models import ModelContext, TrainData, create
-from shelflab.pipeline import split_frame
+from shelflab.pipeline.built import split_frame
+from shelflab.pipeline.evaluate import query_latency
+from shelflab.protocols.random_split import split_queries
 from shelflab.quarantine import Quarantine
-from shelflab.split import split_queries
+from shelflab.textnorm import normalize_frame
 
 
 def headroom(qrels: pl.DataFrame, run: pl.DataFrame, threshold: float) -> dict[str, float]:

@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
 # Installs ShelfLab and its pinned stack into .venv/ at the repo root. Idempotent: when
 # pyproject.toml has not changed since the last successful install, it does nothing.
+# Installs nothing system-wide (the test suite's Chromium lives in scripts/test.sh).
+# pip's own configuration picks the index: set PIP_INDEX_URL / PIP_EXTRA_INDEX_URL to use yours.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
-
-# Debian's Chromium drives the HTML report test (tests/registry/test_report.py) headless.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
-  echo "bootstrap: installing Debian's chromium (report test)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
-    || echo "bootstrap: chromium could not be installed; the report test will say so" >&2
-fi
 
 PY="${PYTHON:-python3}"
 STAMP=.venv/.shelflab-installed
@@ -20,14 +15,16 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] && .venv/bin/python -c 'imp
   exit 0
 fi
 
+start=$SECONDS
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# torch must come from a CPU wheel: a plain `torch` requirement pulls a multi-GB CUDA build.
-torch_src=(--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple)
-if compgen -G "/opt/wheels/torch-2.13.0+cpu-*.whl" >/dev/null; then
-  torch_src=(--find-links /opt/wheels)
-fi
-.venv/bin/python -m pip install "${torch_src[@]}" 'torch==2.13.0'
-.venv/bin/python -m pip install "${torch_src[@]}" -e '.[dev]'
+# torch must be a CPU build: a plain `torch` requirement pulls a multi-GB CUDA build. A CPU
+# wheel in SHELFLAB_WHEELS (default /opt/wheels) is preferred; otherwise pass a CPU wheel index
+# through PIP_EXTRA_INDEX_URL.
+wheels="${SHELFLAB_WHEELS:-/opt/wheels}"
+torch_src=()
+[[ -d "$wheels" ]] && torch_src=(--find-links "$wheels")
+.venv/bin/python -m pip install -q "${torch_src[@]}" 'torch==2.13.0'
+.venv/bin/python -m pip install -q "${torch_src[@]}" -e '.[dev]'
 echo "$want" >"$STAMP"
-echo "bootstrap: installed into .venv"
+echo "bootstrap: installed into .venv in $((SECONDS - start)) s"

@@ -39,6 +39,7 @@ from typing import Any
 import ftfy
 import polars as pl
 
+from shelflab.contract import TEXT
 from shelflab.errors import ConfigError
 
 
@@ -262,3 +263,10 @@ def normalize_series(series: pl.Series, cfg: NormalizeConfig | None = None) -> p
         return s
     mapping = {u: normalize(u, cfg) for u in uniq}
     return s.replace_strict(mapping, default=None, return_dtype=pl.String).alias(series.name)
+
+
+def normalize_frame(df: pl.DataFrame, params: Mapping[str, Any] | None) -> pl.DataFrame:
+    """`text` normalised by the `enrich` params; the original goes to `raw_text`."""
+    cfg = NormalizeConfig.from_params(params)
+    raw = df[TEXT] if "raw_text" not in df.columns else df["raw_text"]
+    return df.with_columns(raw.alias("raw_text"), normalize_series(raw, cfg).alias(TEXT))

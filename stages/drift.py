@@ -13,8 +13,8 @@ EXIT_DRIFT = 3
 
 
 def main(batch_name: str) -> int:
-    from shelflab.drift import run_drift
-    from shelflab.drift_batches import champion_model, default_reference, load_batch, model_side
+    from shelflab.drift.batches import champion_model, default_reference, load_batch, model_side
+    from shelflab.drift.report import run_drift
 
     root = find_root()
     params = load_params()

@@ -4,8 +4,8 @@ import polars as pl
 
 from shelflab.atomic import atomic_dir
 from shelflab.config import find_root, load_params
-from shelflab.enrich import normalize_frame
 from shelflab.layout import Layout
+from shelflab.textnorm import normalize_frame
 
 
 def main() -> None:

@@ -5,9 +5,9 @@ import polars as pl
 
 from shelflab.atomic import atomic_dir, write_json
 from shelflab.config import find_root, load_params
-from shelflab.enrich import normalize_frame
 from shelflab.layout import Layout
-from shelflab.review_enrich import enrich_items
+from shelflab.reviews.enrich import enrich_items
+from shelflab.textnorm import normalize_frame
 
 
 def main() -> None:

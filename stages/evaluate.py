@@ -9,10 +9,10 @@ import polars as pl
 from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
 from shelflab.config import experiment_name, find_root, load_params, tracking_uri
 from shelflab.data_io.trec import write_run_trec
+from shelflab.evaluation.plots import metric_at_k_plot
 from shelflab.layout import Layout
-from shelflab.model_eval import evaluate_model
-from shelflab.pipeline import open_built_model
-from shelflab.plots import metric_at_k_plot
+from shelflab.pipeline.built import open_built_model
+from shelflab.pipeline.evaluate import evaluate_model
 from shelflab.registry.pipeline_model import register_pipeline, registered_name
 from shelflab.registry.tracking import data_hash, git_commit, log_evaluation
 

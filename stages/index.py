@@ -9,7 +9,7 @@ from shelflab.atomic import atomic_dir
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
 from shelflab.models import load
-from shelflab.pipeline import model_context, save_text_normalization
+from shelflab.pipeline.built import model_context, save_text_normalization
 
 
 def main(name: str) -> None:

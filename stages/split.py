@@ -9,8 +9,8 @@ import polars as pl
 from shelflab.atomic import write_json, write_parquet
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
-from shelflab.split import split_queries
-from shelflab.time_split import time_split
+from shelflab.protocols.random_split import split_queries
+from shelflab.protocols.time_split import time_split
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from shelflab.atomic import atomic_dir
 from shelflab.config import find_root, load_params, model_spec
 from shelflab.layout import Layout
 from shelflab.models import create
-from shelflab.pipeline import model_context, train_data
+from shelflab.pipeline.built import model_context, train_data
 from shelflab.tuning import tuned_spec
 
 

@@ -3,7 +3,7 @@ models without a search space). `--resume`: a killed `dvc repro` continues the s
 
 import sys
 
-from shelflab.cli import main as shelflab
+from shelflab.cli.main import main as shelflab
 
 if __name__ == "__main__":
     sys.exit(shelflab(["tune", "--model", sys.argv[1], "--resume"]))

@@ -62,9 +62,9 @@ def params() -> dict:
 def sample_frames(params):
     """processed + enriched frames of the sample: items, queries, qrels, splits."""
     from shelflab.data_io.loaders import load_search_dataset
-    from shelflab.enrich import normalize_frame
+    from shelflab.protocols.random_split import split_queries
     from shelflab.quarantine import Quarantine
-    from shelflab.split import split_queries
+    from shelflab.textnorm import normalize_frame
 
     data = params["data"]
     ds = load_search_dataset(
@@ -86,7 +86,7 @@ def sample_frames(params):
 @pytest.fixture(scope="session")
 def train_data(sample_frames):
     from shelflab.models.base import TrainData
-    from shelflab.pipeline import split_frame
+    from shelflab.pipeline.built import split_frame
 
     f = sample_frames
     return TrainData(

@@ -39,7 +39,7 @@ def test_help_is_fast(tmp_path):
     assert proc.returncode == 0 and "leaderboard" in proc.stdout
     assert time.perf_counter() - start < 3.0  # generous bound; ~0.1 s measured (see README)
     heavy = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import shelflab.cli"],
+        [sys.executable, "-X", "importtime", "-c", "import shelflab.cli.main"],
         capture_output=True,
         text=True,
     ).stderr

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from shelflab.errors import ConfigError, ShelfLabError
-from shelflab.llm import (
+from shelflab.reviews.llm import (
     llm_keywords,
     llm_summaries,
     parse_keywords,
     parse_summary,
     reviews_text,
 )
-from shelflab.llm_client import LLMError
+from shelflab.reviews.llm_client import LLMError
 
 TOKEN = "sk-test-0123456789"
 KEY_ENV = "SHELFLAB_TEST_LLM_KEY"
@@ -344,7 +344,7 @@ def test_enrichment_with_the_llm_backend(server: Server, cfg: dict[str, Any], tm
     server's keywords and summaries land in the item text; a second run makes no call."""
     import polars as pl
 
-    from shelflab.review_enrich import enrich_items
+    from shelflab.reviews.enrich import enrich_items
 
     items = pl.DataFrame(
         {

@@ -9,8 +9,8 @@ import pytest
 
 from shelflab.data_io.home_depot import load_home_depot_dir
 from shelflab.errors import ConfigError, InputError
+from shelflab.protocols.random_split import split_counts, split_queries
 from shelflab.quarantine import Quarantine
-from shelflab.split import split_counts, split_queries
 from shelflab.textnorm import normalize_series
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
 
-from shelflab.leaderboard_cli import latest_per_query, show_leaderboard
+from shelflab.cli.leaderboard import latest_per_query, show_leaderboard
 from shelflab.registry.tracking import (
     data_hash,
     flatten,

@@ -208,7 +208,7 @@ def _quiet_optuna() -> None:
 def _load_data(source: Layout | TrainData) -> TrainData:
     if isinstance(source, TrainData):
         return source
-    from shelflab.pipeline import train_data
+    from shelflab.pipeline.built import train_data
 
     return train_data(source)
 

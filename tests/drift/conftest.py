@@ -40,7 +40,7 @@ def gift_path(amazon_dir: Path) -> Path:
 
 def _load(path: Path) -> pl.DataFrame:
     from shelflab.data_io.amazon import load_reviews
-    from shelflab.drift_features import distinct_reviews
+    from shelflab.drift.features import distinct_reviews
     from shelflab.quarantine import Quarantine
 
     return distinct_reviews(load_reviews(path, quarantine=Quarantine()))
@@ -105,7 +105,7 @@ def cache_dir(drift_root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def holdout_result(beauty_split, drift_cfg, cache_dir):
-    from shelflab.drift import run_drift
+    from shelflab.drift.report import run_drift
 
     reference, holdout = beauty_split
     return run_drift(reference, holdout, drift_cfg, cache_dir=cache_dir)
@@ -113,7 +113,7 @@ def holdout_result(beauty_split, drift_cfg, cache_dir):
 
 @pytest.fixture(scope="session")
 def gift_result(beauty_split, gift, drift_cfg, cache_dir):
-    from shelflab.drift import run_drift
+    from shelflab.drift.report import run_drift
 
     reference, _ = beauty_split
     return run_drift(reference, gift, drift_cfg, cache_dir=cache_dir)

@@ -52,7 +52,7 @@ def test_other_category_is_drifted(gift_result, holdout_result):
 
 def test_classifier_method_agrees(beauty_split, gift, drift_cfg, cache_dir):
     """The "model" method (ROC AUC of a classifier) on the same, cached, embeddings."""
-    from shelflab.drift import run_drift
+    from shelflab.drift.report import run_drift
 
     reference, holdout = beauty_split
     cfg = {"columns": ["rating"], "embeddings": {**drift_cfg["embeddings"], "method": "model"}}
@@ -69,8 +69,8 @@ def test_classifier_method_agrees(beauty_split, gift, drift_cfg, cache_dir):
 def test_summary_schema(gift_result):
     import evidently
 
-    from shelflab.drift import SUMMARY_KEYS
-    from shelflab.drift_features import FEATURES
+    from shelflab.drift.features import FEATURES
+    from shelflab.drift.report import SUMMARY_KEYS
 
     s = gift_result.summary
     assert set(s) == set(SUMMARY_KEYS)
@@ -107,7 +107,7 @@ def test_save_writes_report_and_summary(gift_result, tmp_path):
 
 
 def test_drift_features_on_hand_made_reviews():
-    from shelflab.drift_features import FEATURES, drift_features
+    from shelflab.drift.features import FEATURES, drift_features
 
     day = 86_400
     reviews = pl.DataFrame(
@@ -138,7 +138,7 @@ def test_drift_features_on_hand_made_reviews():
 
 
 def test_sample_rows_is_seeded_and_keeps_order(beauty):
-    from shelflab.drift import sample_rows
+    from shelflab.drift.report import sample_rows
 
     a, b = sample_rows(beauty, 50, 7), sample_rows(beauty, 50, 7)
     assert a.equals(b) and a.height == 50
@@ -151,7 +151,7 @@ def test_sample_rows_is_seeded_and_keeps_order(beauty):
 
 
 def test_input_errors(beauty):
-    from shelflab.drift import run_drift
+    from shelflab.drift.report import run_drift
 
     ok = beauty.head(20)
     with pytest.raises(InputError, match=r"batch: 0 review\(s\): too few"):
@@ -176,14 +176,14 @@ def test_input_errors(beauty):
     ],
 )
 def test_config_errors(cfg, message):
-    from shelflab.drift import resolve_config
+    from shelflab.drift.report import resolve_config
 
     with pytest.raises(ConfigError, match=message):
         resolve_config(cfg)
 
 
 def test_config_defaults_and_pipeline_keys():
-    from shelflab.drift import DEFAULT_CONFIG, resolve_config
+    from shelflab.drift.report import DEFAULT_CONFIG, resolve_config
 
     assert resolve_config(None) == DEFAULT_CONFIG
     # the stage's own keys in the same params section are left alone
@@ -198,7 +198,7 @@ def test_config_defaults_and_pipeline_keys():
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    from shelflab.cli import main
+    from shelflab.cli.main import main
 
     try:
         code = main(argv)
@@ -231,7 +231,7 @@ def test_cli_other_category_fails_on_drift(
     drift_root, beauty_split, gift_path, gift_result, tmp_path
 ):
     """A real process: a .json.gz batch, exit 3 with --fail-on-drift, stdout pure JSON."""
-    from shelflab.drift_cli import EXIT_DRIFT
+    from shelflab.cli.drift import EXIT_DRIFT
 
     reference, _ = beauty_split
     ref_path = tmp_path / "reference.parquet"
@@ -240,7 +240,7 @@ def test_cli_other_category_fails_on_drift(
     argv = ["--reference", str(ref_path), "--batch", str(gift_path)]
     argv += ["--out", str(out_dir), "--format", "json", "--fail-on-drift"]
     proc = subprocess.run(
-        [sys.executable, "-m", "shelflab.cli", "drift", *argv],
+        [sys.executable, "-m", "shelflab.cli.main", "drift", *argv],
         cwd=drift_root,
         capture_output=True,
         text=True,
@@ -256,7 +256,7 @@ def test_cli_other_category_fails_on_drift(
 
 
 def test_cli_text_format(gift_result):
-    from shelflab.drift_cli import format_text
+    from shelflab.cli.drift import format_text
 
     text = format_text(gift_result.summary, Path("out"))
     assert text.startswith("dataset drift: DRIFT")
@@ -292,7 +292,7 @@ def test_cli_errors(drift_root, tmp_path, monkeypatch, capsys):
 
 
 def test_cli_settings_from_params(drift_root, drift_cfg, tmp_path):
-    from shelflab.drift_cli import drift_config
+    from shelflab.cli.drift import drift_config
 
     assert drift_config(None, drift_root) == drift_cfg  # the repo root's params.yaml
     assert drift_config(str(drift_root / "params.yaml"), tmp_path) == drift_cfg

@@ -20,7 +20,7 @@ def beauty_sample():
 
 @pytest.fixture(scope="session")
 def beauty_task(beauty_sample):
-    from shelflab.next_item import leave_one_out
+    from shelflab.protocols.leave_one_out import leave_one_out
 
     return leave_one_out(beauty_sample.sequences)
 

@@ -4,7 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shelflab.next_item import leave_one_out, mask_history
+from shelflab.models.sequential import mask_history
+from shelflab.protocols.leave_one_out import leave_one_out
 from shelflab.quarantine import Quarantine
 
 

@@ -50,7 +50,7 @@ def ctx(tmp_path_factory):
 def small(beauty_sample):
     """600 users of the excerpt and the items they touch: MiniLM embeds ~2k texts, not 7.8k."""
     from shelflab.models.base import TrainData
-    from shelflab.next_item import leave_one_out
+    from shelflab.protocols.leave_one_out import leave_one_out
 
     seqs = beauty_sample.sequences.head(600)
     task = leave_one_out(seqs)

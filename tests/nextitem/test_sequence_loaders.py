@@ -68,7 +68,7 @@ def test_s3rec_unusable_file_names_it(tmp_path):
 
 
 def test_unisrec_sample_reproduces_the_files_split():
-    from shelflab.next_item import leave_one_out
+    from shelflab.protocols.leave_one_out import leave_one_out
 
     q = Quarantine()
     ds = load_unisrec(SAMPLE, "Scientific.sample", quarantine=q)

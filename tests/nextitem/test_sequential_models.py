@@ -9,7 +9,7 @@ import pytest
 
 from shelflab.evaluation.harness import evaluate
 from shelflab.models import ModelContext, TrainData, create
-from shelflab.next_item import leave_one_out
+from shelflab.protocols.leave_one_out import leave_one_out
 
 
 def task_of(users: dict[str, str], catalog: str):

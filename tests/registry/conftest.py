@@ -49,8 +49,8 @@ def sample_all(sample_frames):
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, sample_all) -> dict[str, Built]:
-    from shelflab.model_eval import evaluate_model
     from shelflab.models import ModelContext, create, open_model
+    from shelflab.pipeline.evaluate import evaluate_model
 
     cache = tmp_path_factory.mktemp("cache")
     out = {}

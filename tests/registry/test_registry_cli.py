@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shelflab.cli import main
+from shelflab.cli.main import main
 from shelflab.evaluation.harness import evaluate
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shelflab.registry.promote import promote
-from shelflab.report import build_report
+from shelflab.registry.report import build_report
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts"
 

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shelflab.drift_model import batch_task, compare_with_test, per_query_on_batch, two_sample
+from shelflab.drift.model_side import batch_task, compare_with_test, per_query_on_batch, two_sample
 from shelflab.models import ModelContext, create
 
 

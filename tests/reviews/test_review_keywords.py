@@ -5,7 +5,7 @@ import math
 import pytest
 
 from shelflab.errors import ConfigError
-from shelflab.review_keywords import KeywordConfig, review_terms, tfidf_keywords
+from shelflab.reviews.keywords import KeywordConfig, review_terms, tfidf_keywords
 
 CFG = KeywordConfig(max_keywords=3, ngrams=1, min_reviews=1, min_reviews_below=1)
 

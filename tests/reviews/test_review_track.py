@@ -6,11 +6,11 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError
+from shelflab.protocols.time_split import time_split
 from shelflab.quarantine import Quarantine
-from shelflab.review_enrich import enrich_items
-from shelflab.review_keywords import KeywordConfig, review_terms
-from shelflab.review_track import item_text, period_reviews, review_queries, with_query_ids
-from shelflab.time_split import time_split
+from shelflab.reviews.enrich import enrich_items
+from shelflab.reviews.keywords import KeywordConfig, review_terms
+from shelflab.reviews.track import item_text, period_reviews, review_queries, with_query_ids
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample" / "amazon" / "All_Beauty_5.sample.json.gz"
 

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError, InputError
-from shelflab.time_split import time_cuts, time_split
+from shelflab.protocols.time_split import time_cuts, time_split
 
 
 def events(times: list[int]) -> pl.DataFrame:

@@ -173,7 +173,7 @@ def test_cli_writes_tuned_json(tmp_path, monkeypatch, params, sample_frames, bm2
 
     import yaml
 
-    from shelflab.tuning_cli import add_tune_parser
+    from shelflab.cli.tuning import add_tune_parser
 
     # a pipeline root with the files enrich/split write
     for sub in ("data/processed", "data/enriched"):

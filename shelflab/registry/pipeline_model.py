@@ -56,7 +56,7 @@ def signature(query_input: str = TEXT):
 # --- loading (runs inside the pyfunc) ------------------------------------------------------
 def open_pipeline(model_dir: str | Path, index_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     from shelflab.models import ModelContext, open_model
-    from shelflab.pipeline import load_text_normalization
+    from shelflab.pipeline.built import load_text_normalization
 
     cache = Path(os.environ.get("SHELFLAB_CACHE_DIR", Path(tempfile.gettempdir()) / "shelflab"))
     model = open_model(Path(model_dir), Path(index_dir), ModelContext(cache_dir=cache))
@@ -65,7 +65,7 @@ def open_pipeline(model_dir: str | Path, index_dir: str | Path) -> tuple[Any, di
 
 def predict(model: Any, normalization: dict[str, Any], model_input: Any, params: Any):
     """DataFrame (pandas or polars) of query_id, text (or history) -> pandas run."""
-    from shelflab.enrich import normalize_frame
+    from shelflab.textnorm import normalize_frame
 
     k = int((params or {}).get("k", DEFAULT_K))
     if k < 1:

@@ -1,7 +1,7 @@
 """Drift of a new batch of product reviews against a reference set, with Evidently 0.7.
 
 Two parts, each an Evidently `Report` (new API, `evidently.Report`):
-- tabular: `DataDriftPreset` over the per-review features of `shelflab.drift_features`
+- tabular: `DataDriftPreset` over the per-review features of `shelflab.drift.features`
   (rating, text length, gaps, Evidently text descriptors...): one `ValueDrift` per column with
   Evidently's default test unless `stattest` is set (>1000 reference rows: Wasserstein
   distance for numbers, Jensen-Shannon for <= 5 distinct values; else K-S / chi-square / Z
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from shelflab.atomic import write_json, write_text
-from shelflab.drift_features import (
+from shelflab.drift.features import (
     FEATURES,
     MIN_ROWS,
     check_reviews,
@@ -475,7 +475,7 @@ def run_drift(
     cache_dir: str | Path | None = None,
     labels: tuple[str, str] = ("reference", "batch"),
 ) -> DriftResult:
-    """Drift of `batch` against `reference` (review frames, see shelflab.drift_features).
+    """Drift of `batch` against `reference` (review frames, see shelflab.drift.features).
 
     Each side is first cut to distinct reviews (Amazon repeats a review under every variant
     of a product); n_reference / n_batch count those. `labels` name the two frames in errors

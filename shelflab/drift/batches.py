@@ -13,7 +13,7 @@ import polars as pl
 
 from shelflab.errors import InputError
 from shelflab.layout import Layout
-from shelflab.review_track import period_reviews
+from shelflab.reviews.track import period_reviews
 
 TRACK = Path("tracks") / "reviews"
 PROCESSED = TRACK / "data" / "processed"
@@ -90,9 +90,9 @@ def champion_model(root: Path) -> str:
 
 def model_side(root: Path, params: dict[str, Any], key: str, batch: pl.DataFrame) -> dict[str, Any]:
     """The built model `key` on the batch's queries vs its test-split per-query metric."""
-    from shelflab.drift_model import batch_task, compare_with_test, per_query_on_batch
-    from shelflab.enrich import normalize_frame
-    from shelflab.pipeline import open_built_model
+    from shelflab.drift.model_side import batch_task, compare_with_test, per_query_on_batch
+    from shelflab.pipeline.built import open_built_model
+    from shelflab.textnorm import normalize_frame
 
     layout = Layout(root)
     cfg, data = params["drift"], params["data"]

@@ -1,7 +1,7 @@
 """Item text of the review track: catalog fields + review keywords of the TRAINING period only.
 
 Keywords come from the offline TF-IDF extractor (`backend: tfidf`, the default) or from an LLM
-behind an OpenAI-compatible endpoint (`backend: llm`, shelflab.llm, cached per item). With
+behind an OpenAI-compatible endpoint (`backend: llm`, shelflab.reviews.llm, cached per item). With
 `summaries: true` the LLM also shortens long descriptions.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import polars as pl
 
 from shelflab.errors import ConfigError
-from shelflab.review_keywords import KeywordConfig, group_reviews, tfidf_keywords
-from shelflab.review_track import item_text, period_reviews, review_text
+from shelflab.reviews.keywords import KeywordConfig, group_reviews, tfidf_keywords
+from shelflab.reviews.track import item_text, period_reviews, review_text
 
 BACKENDS = ("tfidf", "llm")
 
@@ -37,7 +37,7 @@ def enrich_items(
     if backend == "tfidf":
         keywords = tfidf_keywords(by_item, KeywordConfig.from_params(kw_cfg))
     elif backend == "llm":
-        from shelflab.llm import llm_keywords
+        from shelflab.reviews.llm import llm_keywords
 
         keywords = llm_keywords(by_item, _llm_cfg(cfg, root))
     else:
@@ -64,7 +64,7 @@ def _llm_cfg(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
 
 
 def _summarised(items: pl.DataFrame, llm_cfg: dict[str, Any]) -> pl.DataFrame:
-    from shelflab.llm import llm_summaries
+    from shelflab.reviews.llm import llm_summaries
 
     if "description" not in items.columns:
         return items

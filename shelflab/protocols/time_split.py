@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from shelflab.errors import ConfigError, InputError
-from shelflab.split import DEFAULT_NAMES, SPLIT, check_fractions
+from shelflab.protocols.random_split import DEFAULT_NAMES, SPLIT, check_fractions
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Optional LLM backend for item text: review keywords and description summaries.
 
 The default review keywords come from the offline TF-IDF extractor; this module is the
-alternative that asks any OpenAI-compatible endpoint (see `shelflab.llm_client` for the config,
-the env overrides and the retry policy). Nothing in the pipeline requires it.
+alternative that asks any OpenAI-compatible endpoint (see `shelflab.reviews.llm_client` for the
+config, the env overrides and the retry policy). Nothing in the pipeline requires it.
 
 Every answer is cached on disk as soon as it arrives, one small JSON file per request under
 `cache_dir/<task>/<sha256>.json`, keyed by (task, prompt version, model, exact messages sent).
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shelflab.atomic import write_json
-from shelflab.llm_client import LLMConfig, LLMError, chat
+from shelflab.reviews.llm_client import LLMConfig, LLMError, chat
 
 T = TypeVar("T")
 

@@ -32,8 +32,8 @@ def build_report(
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from shelflab.cli.leaderboard import latest_per_query
     from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
-    from shelflab.leaderboard_cli import latest_per_query
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)

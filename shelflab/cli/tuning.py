@@ -52,7 +52,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     )
     from shelflab.errors import ConfigError
     from shelflab.layout import Layout
-    from shelflab.pipeline import model_context
+    from shelflab.pipeline.built import model_context
     from shelflab.tuning import (
         DEFAULT_STORAGE,
         tune_model,

@@ -18,7 +18,7 @@ import polars as pl
 
 from shelflab.evaluation.harness import evaluate
 from shelflab.evaluation.significance import bootstrap_ci, paired_test
-from shelflab.review_track import review_queries, with_query_ids
+from shelflab.reviews.track import review_queries, with_query_ids
 
 
 def batch_task(

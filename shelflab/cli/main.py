@@ -63,12 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--out", required=True, help="TREC run file to write")
     rt.set_defaults(handler=cmd_retrieve)
 
-    from shelflab.registry_cli import add_registry_parsers
-    from shelflab.tuning_cli import add_tune_parser
+    from shelflab.cli.registry import add_registry_parsers
+    from shelflab.cli.tuning import add_tune_parser
 
     add_tune_parser(sub)
     add_registry_parsers(sub)
-    from shelflab.drift_cli import add_drift_parser
+    from shelflab.cli.drift import add_drift_parser
 
     add_drift_parser(sub)
 
@@ -96,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         parse_metric(name)
     version = None
     if args.model:
-        from shelflab.registry_cli import registered_run
+        from shelflab.cli.registry import registered_run
 
         if not args.queries:
             raise SystemExit("shelflab: error: --model needs --queries")
@@ -117,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         run_source=args.model or args.run,
     )
     if args.model and not args.no_mlflow:
-        from shelflab.registry_cli import log_registered_eval
+        from shelflab.cli.registry import log_registered_eval
 
         means = {m: result.means[m] for m in args.metrics}
         log_registered_eval(args, version, means, result.n_evaluated)
@@ -139,9 +139,9 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
     from shelflab.contract import validate_run
     from shelflab.data_io.queries import read_queries
     from shelflab.data_io.trec import write_run_trec
-    from shelflab.enrich import normalize_frame
     from shelflab.layout import Layout
-    from shelflab.pipeline import load_text_normalization, open_built_model
+    from shelflab.pipeline.built import load_text_normalization, open_built_model
+    from shelflab.textnorm import normalize_frame
 
     if args.k < 1:
         raise SystemExit("shelflab: error: --k must be at least 1")
@@ -164,7 +164,7 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from shelflab.leaderboard_cli import show_leaderboard
+    from shelflab.cli.leaderboard import show_leaderboard
 
     print(show_leaderboard(args))
 

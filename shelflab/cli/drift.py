@@ -80,7 +80,7 @@ def drift_config(params_path: str | None, root: Path) -> dict[str, Any]:
     """The `drift:` section of --params, else of the repo's params.yaml; {} (the built-in
     defaults) when there is no such file or section."""
     from shelflab.config import PARAMS_FILE, load_params
-    from shelflab.drift_batches import track_root
+    from shelflab.drift.batches import track_root
     from shelflab.errors import ConfigError
 
     path = Path(params_path) if params_path else track_root(root) / PARAMS_FILE
@@ -136,8 +136,8 @@ def format_text(summary: dict[str, Any], out_dir: Path) -> str:
 
 def cmd_drift(args: argparse.Namespace) -> None:
     from shelflab.config import find_root
-    from shelflab.drift import run_drift
-    from shelflab.drift_batches import default_reference, read_reviews_file
+    from shelflab.drift.batches import default_reference, read_reviews_file
+    from shelflab.drift.report import run_drift
     from shelflab.errors import ConfigError
     from shelflab.layout import Layout
 
@@ -171,7 +171,7 @@ def cmd_drift(args: argparse.Namespace) -> None:
 
 def _model_side(root: Path, key: str, batch: pl.DataFrame) -> dict[str, Any]:
     from shelflab.config import load_params
-    from shelflab.drift_batches import champion_model, model_side, track_root
+    from shelflab.drift.batches import champion_model, model_side, track_root
 
     track = track_root(root)
     params = load_params(track / "params.yaml")

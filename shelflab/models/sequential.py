@@ -2,8 +2,8 @@
 (full ranking), history items are masked out by default, the top k form the run.
 
 Training data comes through the same `TrainData` as the search models, with `history` in place
-of `text` (see `shelflab.next_item`): a user's training sequence is its train query's history +
-that query's relevant item. Subclasses implement `fit_sequences` and `score`.
+of `text` (see `shelflab.protocols.leave_one_out`): a user's training sequence is its train
+query's history + that query's relevant item. Subclasses implement `fit_sequences` and `score`.
 
 index_dir layout: `item_ids.parquet` (column i of the score matrix = item i) and
 `shelflab-index.json`. Items of a history that are not in the catalog are ignored (counted in
@@ -25,7 +25,6 @@ from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE, add_rank,
 from shelflab.errors import InputError
 from shelflab.models.base import INDEX_FILE, Retriever, TrainData, read_index_meta
 from shelflab.models.params import Param
-from shelflab.next_item import mask_history
 
 SEQUENCE_PARAMS: dict[str, Param] = {
     "exclude_history": Param("bool", True, help="never recommend an item of the history"),
@@ -188,3 +187,11 @@ def _top_k(
         schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64},
     )
     return add_rank(run)  # ranks as the harness and trec_eval read them (ties: item_id desc)
+
+
+def mask_history(scores, histories: list[list[int]]) -> None:
+    """Set each query's history items (column indices) to -inf in a (queries x items) score
+    matrix, in place: they cannot be recommended again."""
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=len(rows))
+    scores[rows, cols] = -np.inf

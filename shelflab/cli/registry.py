@@ -108,7 +108,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from shelflab.config import experiment_name
-    from shelflab.report import build_report
+    from shelflab.registry.report import build_report
 
     params, uri, name = _context(args)
     board = params["leaderboard"]

@@ -84,13 +84,3 @@ def leave_one_out(
         qrels=table.select("query_id", "item_id", pl.lit(1.0).alias("grade")),
         splits=table.select("query_id", "split"),
     )
-
-
-def mask_history(scores, histories: list[list[int]]) -> None:
-    """Set each query's history items (column indices) to -inf in a (queries x items) score
-    matrix, in place: they cannot be recommended again."""
-    import numpy as np
-
-    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    cols = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=len(rows))
-    scores[rows, cols] = -np.inf

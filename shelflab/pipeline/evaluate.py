@@ -12,7 +12,7 @@ import polars as pl
 
 from shelflab.evaluation.harness import evaluate
 from shelflab.evaluation.significance import summarize
-from shelflab.pipeline import split_frame
+from shelflab.pipeline.built import split_frame
 from shelflab.registry.tracking import metric_key
 
 CURVE_METRICS = ("ndcg", "recall", "precision", "hit", "map")
