@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "e2e")
+
+# Fixtures shared across tiers (the integration tests reuse the unit tiers' built models).
+pytest_plugins = ["plugins.models", "plugins.registry", "plugins.tuning", "plugins.sequences"]
 
 for key, value in {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -96,3 +100,11 @@ def train_data(sample_frames):
         valid_queries=split_frame(f["queries"], f["splits"], "valid"),
         valid_qrels=split_frame(f["qrels"], f["splits"], "valid"),
     )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test is marked with its tier, the folder under tests/ it lives in (`-m unit`)."""
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts
+        if parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

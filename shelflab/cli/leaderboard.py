@@ -5,12 +5,9 @@ artifacts (so the CLI and the DVC leaderboard stage compute exactly the same tab
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
-
-import polars as pl
 
 from shelflab.errors import ConfigError
+from shelflab.registry.runs import latest_per_query
 
 
 def show_leaderboard(args: argparse.Namespace) -> str:
@@ -44,50 +41,3 @@ def show_leaderboard(args: argparse.Namespace) -> str:
     if args.format == "table":
         return f"{experiment} — {split} split\n{format_leaderboard(board, 'table')}"
     return format_leaderboard(board, args.format)
-
-
-def latest_per_query(
-    uri: str, experiment: str, split: str, latency: dict[str, dict[str, float]] | None = None
-) -> dict[str, pl.DataFrame]:
-    """model name -> per-query metrics of its most recent evaluation run; `latency`, when
-    given, is filled with the run's per-query latency figures (p50_ms, p95_ms) on `split`."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from shelflab.registry.tracking import KIND_TAG, MODEL_TAG
-
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        known = [e.name for e in client.search_experiments()]
-        raise ConfigError(
-            f"no MLflow experiment {experiment!r} at {uri} "
-            f"(known: {', '.join(known) or 'none'}; run `dvc repro` first)"
-        )
-    runs = client.search_runs(
-        [exp.experiment_id],
-        f"tags.`{KIND_TAG}` = 'evaluation'",
-        order_by=["attributes.start_time DESC"],
-    )
-    out: dict[str, pl.DataFrame] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in runs:
-            name = run.data.tags.get(MODEL_TAG)
-            if not name or name in out:
-                continue
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run.info.run_id, artifact_path=f"{name}.parquet", dst_path=tmp
-            )
-            table = pl.read_parquet(Path(local))
-            out[name] = table.filter(pl.col("split") == split)
-            if latency is not None:
-                m = run.data.metrics
-                latency[name] = {
-                    c: m[f"{split}_latency_{c}"]
-                    for c in ("p50_ms", "p95_ms")
-                    if f"{split}_latency_{c}" in m
-                }
-    if not out:
-        raise ConfigError(f"experiment {experiment!r} has no evaluation runs")
-    return out

@@ -6,6 +6,7 @@ sentence-transformers, chromadb, bm25s) lazily inside methods.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,44 +14,84 @@ from typing import Any
 
 from shelflab.errors import ConfigError, InputError, UnknownModelError
 from shelflab.models.base import MODEL_FILE, ModelContext, Retriever
-from shelflab.models.biencoder_ft import BiEncoderFT
-from shelflab.models.bm25 import BM25Retriever
-from shelflab.models.cross_encoder import CrossEncoderRetriever
-from shelflab.models.dense import DenseRetriever
-from shelflab.models.hybrid import HybridRetriever
-from shelflab.models.itemknn import ItemKNNRetriever
 from shelflab.models.params import resolve_params
-from shelflab.models.popularity import PopularityRetriever
-from shelflab.models.sasrec import SASRecRetriever
-from shelflab.models.sasrec_semantic import SemanticSASRecRetriever
-from shelflab.models.seq_rerank import SequenceRerankRetriever
-from shelflab.models.two_tower import TwoTowerRetriever
-from shelflab.models.xgb_ltr import XGBRankerRetriever
 
-FAMILIES: dict[str, type[Retriever]] = {}
+# family -> "module:Class". Imported on first use, so a stage that trains one family imports
+# (and, in DVC, depends on) that family's modules only.
+BUILTIN_FAMILIES: dict[str, str] = {
+    "bm25": "shelflab.models.bm25:BM25Retriever",
+    "dense": "shelflab.models.dense:DenseRetriever",
+    "hybrid": "shelflab.models.hybrid:HybridRetriever",
+    "xgb_ltr": "shelflab.models.xgb_ltr:XGBRankerRetriever",
+    "biencoder_ft": "shelflab.models.biencoder_ft:BiEncoderFT",
+    "cross_encoder": "shelflab.models.cross_encoder:CrossEncoderRetriever",
+    "popularity": "shelflab.models.popularity:PopularityRetriever",
+    "itemknn": "shelflab.models.itemknn:ItemKNNRetriever",
+    "sasrec": "shelflab.models.sasrec:SASRecRetriever",
+    "sasrec_semantic": "shelflab.models.sasrec_semantic:SemanticSASRecRetriever",
+    "two_tower": "shelflab.models.two_tower:TwoTowerRetriever",
+    "seq_rerank": "shelflab.models.seq_rerank:SequenceRerankRetriever",
+}
+
+
+class _Families(Mapping[str, type[Retriever]]):
+    """family -> Retriever class, importing a built-in family's module on first access."""
+
+    def __init__(self, paths: Mapping[str, str]) -> None:
+        self._paths = dict(paths)
+        self._loaded: dict[str, type[Retriever]] = {}
+
+    def __getitem__(self, family: str) -> type[Retriever]:
+        if family not in self._loaded:
+            module, _, attr = self._paths[family].partition(":")
+            self._loaded[family] = getattr(importlib.import_module(module), attr)
+        return self._loaded[family]
+
+    def __contains__(self, family: object) -> bool:
+        return family in self._paths
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def module_of(self, family: str) -> str:
+        """The module that defines `family` (without importing it)."""
+        return self._paths[family].partition(":")[0]
+
+    def add(self, cls: type[Retriever]) -> None:
+        self._paths[cls.family] = f"{cls.__module__}:{cls.__qualname__}"
+        self._loaded[cls.family] = cls
+
+
+FAMILIES = _Families(BUILTIN_FAMILIES)
 
 
 def register(cls: type[Retriever]) -> type[Retriever]:
     """Class decorator / function: make a family available to `create` and `load`."""
-    FAMILIES[cls.family] = cls
+    FAMILIES.add(cls)
     return cls
 
 
-for _cls in (
-    BM25Retriever,
-    DenseRetriever,
-    HybridRetriever,
-    XGBRankerRetriever,
-    BiEncoderFT,
-    CrossEncoderRetriever,
-    PopularityRetriever,
-    ItemKNNRetriever,
-    SASRecRetriever,
-    SemanticSASRecRetriever,
-    TwoTowerRetriever,
-    SequenceRerankRetriever,
-):
-    register(_cls)
+def sub_specs(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every model spec nested in `spec` (components, miners, ...), depth first: any mapping
+    value that carries a `family` is a model."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for value in spec.values():
+        if not isinstance(value, Mapping):
+            continue
+        for name, sub in value.items():
+            if isinstance(sub, Mapping) and "family" in sub:
+                found.append((str(name), sub))
+                found.extend(sub_specs(sub))
+    return found
+
+
+def family_modules(name: str, spec: Mapping[str, Any]) -> list[str]:
+    """The modules that define the families a params.yaml entry builds (itself + nested)."""
+    names = [family_of(name, spec)] + [family_of(n, s) for n, s in sub_specs(spec)]
+    return sorted({FAMILIES.module_of(f) for f in names})
 
 
 def family_of(name: str, spec: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from shelflab.atomic import write_text
+from shelflab.config import redact
 
 CURVES = ("ndcg", "recall")
 
@@ -32,8 +33,8 @@ def build_report(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from shelflab.cli.leaderboard import latest_per_query
     from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
+    from shelflab.registry.runs import latest_per_query
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
@@ -47,7 +48,7 @@ def build_report(
     parts = [
         f"<h1>{html.escape(experiment)}</h1>",
         f"<p>{split} split; generated {datetime.now(UTC).isoformat(timespec='seconds')} from "
-        f"{html.escape(_redact(uri))}</p>",
+        f"{html.escape(redact(uri))}</p>",
         "<h2>Leaderboard</h2>",
         "<p>Means with bootstrap 95% CIs; p: paired randomisation test against the baseline.</p>",
         _markdown_table(format_leaderboard(board, "markdown"), "leaderboard"),
@@ -197,12 +198,6 @@ def _table(header: list[str], rows: list[list[str]], table_id: str) -> str:
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
     )
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _redact(uri: str) -> str:
-    from shelflab.tuning.study import redact
-
-    return redact(uri)
 
 
 _PAGE = """<!doctype html>

@@ -13,7 +13,7 @@ from shelflab.protocols.random_split import split_counts, split_queries
 from shelflab.quarantine import Quarantine
 from shelflab.textnorm import normalize_series
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from shelflab.reviews.enrich import enrich_items
 from shelflab.reviews.keywords import KeywordConfig, review_terms
 from shelflab.reviews.track import item_text, period_reviews, review_queries, with_query_ids
 
-SAMPLE = Path(__file__).parents[2] / "data" / "sample" / "amazon" / "All_Beauty_5.sample.json.gz"
+SAMPLE = Path(__file__).parents[3] / "data" / "sample" / "amazon" / "All_Beauty_5.sample.json.gz"
 
 
 def reviews(rows: list[tuple[str, str, int, str, str]]) -> pl.DataFrame:

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
 
-from shelflab.cli.leaderboard import latest_per_query, show_leaderboard
+from shelflab.cli.leaderboard import show_leaderboard
+from shelflab.registry.runs import latest_per_query
 from shelflab.registry.tracking import (
     data_hash,
     flatten,

@@ -26,7 +26,7 @@ from shelflab.data_io.home_depot import (
 from shelflab.errors import ConfigError, InputError
 from shelflab.quarantine import Quarantine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "data" / "sample"
 TRAIN_HEADER = '"id","product_uid","product_title","search_term","relevance"'
 PRODUCTS_HEADER = '"product_uid","product_title"'

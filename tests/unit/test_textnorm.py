@@ -19,7 +19,7 @@ from shelflab.textnorm import (
     normalize_series,
 )
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 # What the repaired Home Depot titles may still hold outside ASCII.
 REPAIRED = set("°™–²‐")
 MOJIBAKE_CHARS = re.compile("[\x80-\x9f\u00c0-\u00ff]")  # C1 controls, latin-1 letters

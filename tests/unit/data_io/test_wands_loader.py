@@ -24,7 +24,7 @@ from shelflab.data_io.wands import (
 from shelflab.errors import InputError
 from shelflab.quarantine import Quarantine
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wands"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "wands"
 
 
 def copy_fixture(tmp_path: Path) -> Path:

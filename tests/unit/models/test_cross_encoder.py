@@ -23,7 +23,7 @@ SPEC = {
     "negatives": 4,
     "max_length": 32,
     "epochs": 2,
-    "early_stopping": 0,
+    "patience": 0,
     "max_train_queries": 40,
     "fusion_weight": 1.0,  # pure cross-encoder scores (test_fusion_weight_* covers fusion)
 }
@@ -232,7 +232,9 @@ def test_refuses_training_without_positive_pairs(ctx, data, items, refuses):
         ({"lr": 0.0}, "param 'lr'"),
         ({"negatives": 0}, "param 'negatives'"),
         ({"max_train_queries": 0}, "param 'max_train_queries'"),
-        ({"early_stopping": -1}, "param 'early_stopping'"),
+        ({"patience": -1}, "param 'patience'"),
+        # the old name of `patience`: refused, and the message lists the new key
+        ({"early_stopping": 1}, "unknown param 'early_stopping' .*known: .*patience"),
         ({"warmup_ratio": 1.5}, "param 'warmup_ratio'"),
         ({"train": "yes"}, "param 'train'"),
         ({"temperature": 1.0}, "unknown param 'temperature'"),

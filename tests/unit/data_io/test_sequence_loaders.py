@@ -19,7 +19,7 @@ from shelflab.data_io.unisrec import R_DISAGREES, R_NOT_IN_TEST, load_unisrec
 from shelflab.errors import InputError
 from shelflab.quarantine import Quarantine
 
-SAMPLE = Path(__file__).parents[2] / "data" / "sample" / "sequences"
+SAMPLE = Path(__file__).parents[3] / "data" / "sample" / "sequences"
 
 
 def test_s3rec_sample(beauty_sample):

@@ -244,7 +244,7 @@ def test_cli_other_category_fails_on_drift(
         cwd=drift_root,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
         timeout=600,
     )
     assert proc.returncode == EXIT_DRIFT == 3, proc.stderr[-2000:]

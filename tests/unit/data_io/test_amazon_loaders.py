@@ -32,7 +32,7 @@ from shelflab.data_io.csvutil import MALFORMED as R_RAGGED
 from shelflab.errors import ConfigError, InputError
 from shelflab.quarantine import Quarantine
 
-FIXTURE_2023 = Path(__file__).resolve().parents[1] / "fixtures" / "amazon2023"
+FIXTURE_2023 = Path(__file__).resolve().parents[2] / "fixtures" / "amazon2023"
 AMAZON = "amazon-2018-5core"
 
 

@@ -1,0 +1,58 @@
+"""Evaluation runs read back from MLflow: the latest per-query table of every model, the
+input of `shelflab leaderboard` and the HTML report."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+from shelflab.errors import ConfigError
+
+
+def latest_per_query(
+    uri: str, experiment: str, split: str, latency: dict[str, dict[str, float]] | None = None
+) -> dict[str, pl.DataFrame]:
+    """model name -> per-query metrics of its most recent evaluation run; `latency`, when
+    given, is filled with the run's per-query latency figures (p50_ms, p95_ms) on `split`."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from shelflab.registry.tracking import KIND_TAG, MODEL_TAG
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        known = [e.name for e in client.search_experiments()]
+        raise ConfigError(
+            f"no MLflow experiment {experiment!r} at {uri} "
+            f"(known: {', '.join(known) or 'none'}; run `dvc repro` first)"
+        )
+    runs = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{KIND_TAG}` = 'evaluation'",
+        order_by=["attributes.start_time DESC"],
+    )
+    out: dict[str, pl.DataFrame] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            name = run.data.tags.get(MODEL_TAG)
+            if not name or name in out:
+                continue
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path=f"{name}.parquet", dst_path=tmp
+            )
+            table = pl.read_parquet(Path(local))
+            out[name] = table.filter(pl.col("split") == split)
+            if latency is not None:
+                m = run.data.metrics
+                latency[name] = {
+                    c: m[f"{split}_latency_{c}"]
+                    for c in ("p50_ms", "p95_ms")
+                    if f"{split}_latency_{c}" in m
+                }
+    if not out:
+        raise ConfigError(f"experiment {experiment!r} has no evaluation runs")
+    return out
