@@ -1,22 +1,44 @@
 #!/usr/bin/env bash
-# Installs (if needed), reproduces every pipeline on the configured data (the shipped samples by
-# default: search at the root, reviews in tracks/reviews, next-item in tracks/nextitem), registers
-# every pipeline, promotes a champion per track, writes the drift reports, and prints the
-# leaderboards, the champions'
-# alias history and the drift verdicts.
+# Quick start: install, reproduce the three tracks on the shipped samples (search at the root,
+# reviews in tracks/reviews, next-item in tracks/nextitem: train, register, promote a champion
+# per track, drift reports), then print the leaderboards, the champions' alias history, the
+# drift verdicts and each stage's wall time.
+#
+#   bash scripts/run.sh              # quick budgets (the committed params.yaml files)
+#   bash scripts/run.sh --thorough   # heavier sample budgets: writes each track's
+#                                    # params.thorough.yaml into its params.yaml, then repro
+#   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+export MLFLOW_LOGGING_LEVEL="${MLFLOW_LOGGING_LEVEL:-WARNING}" PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 cd "$REPO_ROOT"
+start=$SECONDS
 bash scripts/bootstrap.sh
-if [[ $# -eq 0 ]]; then dvc repro -P; else dvc repro "$@"; fi
-shelflab leaderboard
-shelflab history
-cd tracks/reviews
-shelflab leaderboard
-shelflab history
-for summary in reports/drift/*/summary.json; do
+install_s=$((SECONDS - start))
+
+if [[ "${1:-}" == "--thorough" ]]; then
+  shift
+  for track in . tracks/reviews tracks/nextitem; do
+    python scripts/apply_params.py "$track/params.thorough.yaml" "$track/params.yaml"
+  done
+fi
+repro_start=$SECONDS
+if [[ $# -eq 0 ]]; then set -- -P; fi
+dvc repro "$@" 2>&1 | python scripts/stage_times.py
+repro_s=$((SECONDS - repro_start))
+
+heading() { printf '\n== %s ==\n' "$1"; }
+for track in . tracks/reviews tracks/nextitem; do
+  (
+    cd "$track"
+    heading "leaderboard: $(basename "$(pwd -P)")"
+    shelflab leaderboard
+    heading "champion history"
+    shelflab history
+  )
+done
+heading "drift verdicts (tracks/reviews)"
+for summary in tracks/reviews/reports/drift/*/summary.json; do
   python -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[1], 'dataset_drift:', s['dataset_drift'], 'drift_share:', round(s['drift_share'], 2), 'embedding score:', round(s['embeddings']['score'], 3))" "$summary"
 done
-cd ../nextitem
-shelflab leaderboard
-shelflab history
+printf '\nrun.sh: install %d s, dvc repro %d s, %d s in all\n' "$install_s" "$repro_s" "$((SECONDS - start))"

@@ -99,3 +99,14 @@ def tracking_uri(params: dict[str, Any], root: Path) -> str:
     if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
         uri = prefix + str(root / uri[len(prefix) :])
     return uri
+
+
+def redact(url: str | None) -> str:
+    """A storage/tracking URL without its password (for logs, MLflow tags and reports)."""
+    if not url:
+        return "memory"
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
+    return url

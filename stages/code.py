@@ -1,8 +1,8 @@
 """code: one code manifest per stage of this folder's dvc.yaml, under manifests/.
 
-`manifests/<stage>.json`, or `manifests/<stage>@<model>.json` for a stage that runs once per model, lists
-every project source file the stage runs (its script's import closure plus its model's
-families, see shelflab.pipeline.provenance) with its sha256. Each stage depends on its
+`manifests/<stage>.json`, or `manifests/<stage>@<model>.json` for a stage that runs once per
+model, lists every project source file the stage runs (its script's import closure plus its
+model's families, see shelflab.pipeline.provenance) with its sha256. Each stage depends on its
 manifest, so editing `shelflab/models/sasrec.py` reruns the stages of the models that use
 SASRec and nothing else, and no hand-written deps list can miss an import.
 """

@@ -8,7 +8,7 @@ from shelflab.config import find_root, load_params, model_spec
 from shelflab.layout import Layout
 from shelflab.models import create
 from shelflab.pipeline.built import model_context, train_data
-from shelflab.tuning import tuned_spec
+from shelflab.tuning.tuned import tuned_spec
 
 
 def main(name: str) -> None:

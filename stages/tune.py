@@ -1,9 +1,26 @@
 """tune@<model>: Optuna study on the valid split -> tuned/<model>.json (a pass-through file for
-models without a search space). `--resume`: a killed `dvc repro` continues the same study."""
+models without a search space). Always resumes: a killed `dvc repro` continues the same study."""
 
 import sys
+import time
 
-from shelflab.cli.main import main as shelflab
+from shelflab.config import find_root, load_params, quiet_environment
+from shelflab.errors import ShelfLabError
+from shelflab.tuning.run import tune_from_params
+
+
+def main(name: str) -> None:
+    root = find_root()
+    params = load_params()
+    start = time.perf_counter()
+    tune_from_params(root, params, name, resume=True)
+    print(f"tune@{name}: done in {time.perf_counter() - start:.1f}s")
+
 
 if __name__ == "__main__":
-    sys.exit(shelflab(["tune", "--model", sys.argv[1], "--resume"]))
+    quiet_environment()  # before MLflow is imported, as the CLI did for this stage
+    try:
+        main(sys.argv[1])
+    except ShelfLabError as err:
+        print(f"tune@{sys.argv[1]}: error: {err}", file=sys.stderr)
+        sys.exit(1)

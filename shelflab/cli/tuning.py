@@ -1,6 +1,7 @@
 """`shelflab tune`: run a model's Optuna study outside (or inside) DVC.
 
-Wire into shelflab/cli.py with `add_tune_parser(sub)`; the handler is `cmd_tune`.
+Wired into the CLI with `add_tune_parser(sub)`; the handler `cmd_tune` only parses arguments:
+the work is `shelflab.tuning.run.tune_from_params`, which the tune@<model> stage calls too.
 A model without a `tune.models.<name>` entry gets a pass-through tuned/<name>.json (the
 params.yaml values), so a `tune@<model>` stage can exist for every model.
 """
@@ -8,8 +9,6 @@ params.yaml values), so a `tune@<model>` stage can exist for every model.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
 def add_tune_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,56 +42,18 @@ def add_tune_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_tune(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from shelflab.config import (
-        experiment_name,
-        find_root,
-        load_params,
-        model_spec,
-        tracking_uri,
-    )
-    from shelflab.errors import ConfigError
-    from shelflab.layout import Layout
-    from shelflab.pipeline.built import model_context
-    from shelflab.tuning import (
-        DEFAULT_STORAGE,
-        tune_model,
-        tuned_path,
-        write_tuned,
-        write_untuned,
-    )
+    from shelflab.config import find_root, load_params
+    from shelflab.tuning.run import tune_from_params
 
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    root = find_root()
-    layout = Layout(root)
-    params = load_params()
-    spec = model_spec(params, args.model)
-    tune_cfg = params.get("tune") or {}
-    out = Path(args.out) if args.out else tuned_path(root, args.model)
-    if args.model not in (tune_cfg.get("models") or {}):
-        write_untuned(out, args.model, spec)
-        print(f"tune@{args.model}: no tune.models.{args.model} entry; params.yaml values -> {out}")
-        return
-    result = tune_model(
+    tune_from_params(
+        find_root(),
+        load_params(),
         args.model,
-        spec,
-        tune_cfg,
-        layout,
-        storage=args.storage or tune_cfg.get("storage") or DEFAULT_STORAGE,
+        storage=args.storage,
         workers=args.workers,
         resume=args.resume,
         overwrite=args.overwrite,
         trials=args.trials,
-        tracking_uri=None if args.no_mlflow else tracking_uri(params, root),
-        experiment=experiment_name(params),
-        relevance_threshold=float(params["evaluate"].get("relevance_threshold", 1.0)),
-        ctx=model_context(layout, show_progress=False),
-        tags={"track": str(params["mlflow"]["track"]), "dataset": str(params["data"]["name"])},
+        out=Path(args.out) if args.out else None,
+        log_mlflow=not args.no_mlflow,
     )
-    write_tuned(out, result)
-    print(
-        f"tune@{args.model}: best {result.split} {result.metric} = {result.best_value:.4f} "
-        f"({result.n_complete} complete, {result.n_failed} failed of {result.n_trials}; "
-        f"study {result.study_name}) -> {out}"
-    )
-    print(json.dumps(result.best_params, sort_keys=True), file=sys.stderr)

@@ -102,11 +102,15 @@ def code_manifest(
     models: Mapping[str, Mapping[str, Any]] | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
-    """{"script": path, "files": {path: sha256}} with paths relative to `root` (the repo)."""
-    files = [Path(script).resolve()] + [module_file(m) for m in stage_modules(script, models, model)]
-    root = root.resolve()
+    """{"script": path, "files": {path: sha256}}: the script relative to `root` (its repo), the
+    package's files relative to the folder holding the imported `shelflab` package."""
+    script = Path(script).resolve()
+    files = {script.relative_to(root.resolve()).as_posix(): sha256(script)}
+    for module in stage_modules(script, models, model):
+        path = module_file(module)
+        files[path.relative_to(PACKAGE_DIR.parent).as_posix()] = sha256(path)
     return {
-        "script": Path(script).resolve().relative_to(root).as_posix(),
+        "script": script.relative_to(root.resolve()).as_posix(),
         "model": model,
-        "files": {f.relative_to(root).as_posix(): sha256(f) for f in sorted(set(files))},
+        "files": dict(sorted(files.items())),
     }

@@ -41,7 +41,7 @@ def test_two_workers_share_one_study(pg_url, train_data, bm25_tune, tracking_uri
     import optuna
     from optuna.trial import TrialState
 
-    from shelflab.tuning import tune_model
+    from shelflab.tuning.study import tune_model
 
     res = tune_model(
         "bm25",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shelflab.errors import ConfigError
-from shelflab.tuning import apply_params, apply_tuned, check_space, model_config
+from shelflab.tuning.settings import model_config
+from shelflab.tuning.spaces import apply_params, check_space
+from shelflab.tuning.tuned import apply_tuned
 
 HYBRID = {
     "family": "hybrid",
@@ -83,7 +85,9 @@ def test_apply_tuned_only_changes_tuned_keys():
 
 
 def test_budget_shares_and_storage_redaction(tmp_path):
-    from shelflab.tuning.study import redact, resolve_storage, shares
+    from shelflab.config import redact
+    from shelflab.tuning.storage import resolve_storage
+    from shelflab.tuning.workers import shares
 
     assert shares(8, 2) == [4, 4] and shares(7, 3) == [3, 2, 2] and shares(2, 5) == [1, 1]
     assert redact("postgresql://bob:secret@db:5432/x") == "postgresql://bob:***@db:5432/x"

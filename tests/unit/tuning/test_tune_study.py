@@ -9,15 +9,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from shelflab.tuning import (
-    TuningError,
-    apply_tuned,
-    tune_model,
-    tuned_path,
-    tuned_spec,
-    write_tuned,
-)
 from shelflab.tuning.objective import Evaluator
+from shelflab.tuning.results import TuningError
+from shelflab.tuning.study import tune_model
+from shelflab.tuning.tuned import apply_tuned, tuned_path, tuned_spec, write_tuned
 
 BM25 = {"family": "bm25", "k1": 1.2, "b": 0.75, "method": "lucene", "stemmer": "english"}
 
