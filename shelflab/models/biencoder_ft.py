@@ -17,9 +17,10 @@ and every `eval_every` steps (0 = once per epoch) by exact search over an evalua
 the whole catalog when it has at most `eval_max_items` items, else the valid queries' judged
 items + their miner top-`mine_depth` + a seeded random sample of the rest up to that size
 (a subset: the score steers training, the pipeline's evaluate stage gives the real figure).
-Training stops after `patience` evaluations without a gain; the best weights are kept (the
-zero-shot weights when no step beat them). Each evaluation is reported through
-`report_valid` (Optuna prunes there).
+Training stops after `patience` evaluations without a gain (0: never; the rule of
+`shelflab.models.early_stopping`); the best weights are kept (the zero-shot weights when no
+step beat them). Each evaluation is reported through `report_valid` (Optuna prunes there; its
+step is the evaluation's index, 0 = zero-shot).
 
 model_dir: `shelflab-model.json`, `encoder/` (a sentence-transformers directory, safetensors),
 `biencoder_ft.json` (training history). Index and search: exactly as `dense` (exact + Chroma).
@@ -43,6 +44,7 @@ from shelflab.errors import ConfigError, InputError
 from shelflab.models.base import TrainData
 from shelflab.models.bm25 import check_items
 from shelflab.models.dense import DenseRetriever
+from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.training import (
     built_models,
@@ -78,7 +80,9 @@ class BiEncoderFT(DenseRetriever):
         "max_train_pairs": Param("int", None, min=1, nullable=True, help="seeded cap"),
         "eval_every": Param("int", 0, min=0, help="steps between valid evaluations; 0: epoch"),
         "eval_max_items": Param("int", 20000, min=1),
-        "patience": Param("int", 2, min=0, help="evaluations without gain; 0: never stop"),
+        "patience": Param(
+            "int", 2, min=0, help="evaluations without valid ndcg@10 gain before stopping; 0: never"
+        ),
         "seed": Param("int", 42),
     }
 
@@ -334,13 +338,13 @@ def _train(
     sched = get_linear_schedule_with_warmup(opt, int(p["warmup_ratio"] * total), total)
     every = p["eval_every"] or per_epoch
     hist: dict[str, Any] = {"pairs": len(rows), "steps_per_epoch": per_epoch, "evals": []}
-    best, best_state, bad, step, t0 = -1.0, None, 0, 0, time.perf_counter()
+    stopper = EarlyStopping.for_module(model, p["patience"])
+    step, t0 = 0, time.perf_counter()
 
     start_key = _start_key(self, evalset)
 
     def validate() -> bool:
         """Evaluate, keep the best weights; True when training should stop."""
-        nonlocal best, best_state, bad
         if evalset is None:
             return False
         if step == 0 and start_key in _START_SCORES:  # same start weights, same eval set
@@ -352,13 +356,8 @@ def _train(
         model.train()
         hist["evals"].append({"step": step, "ndcg@10": score})
         _log(f"{self.name}: step {step}/{total} valid ndcg@10 {score:.4f}")
-        if score > best:
-            best, bad = score, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-        report_valid(ctx, len(hist["evals"]) - 1, score)
-        return p["patience"] > 0 and bad >= p["patience"]
+        report_valid(ctx, len(hist["evals"]) - 1, score)  # step for the tuner: evaluation index
+        return stopper.update(step, score)
 
     stop = validate()  # step 0: the zero-shot encoder
     model.train()
@@ -385,14 +384,13 @@ def _train(
         hist.setdefault("epoch_loss", []).append(mean)
         _log(f"{self.name}: epoch {epoch + 1}/{p['epochs']} mean loss {mean:.4f}")
     if evalset is not None and step % every != 0:
-        validate()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        validate()  # the last steps' weights are candidates too
+    stopper.restore()  # no valid split: the last weights
     hist.update(
         steps=step,
         seconds=time.perf_counter() - t0,
-        best_valid_ndcg10=best if evalset is not None else None,
-        best_step=next((e["step"] for e in hist["evals"] if e["ndcg@10"] == best), None),
+        best_valid_ndcg10=stopper.best,
+        best_step=stopper.best_step,
         eval_items=0 if evalset is None else evalset["items"].height,
         eval_queries=0 if evalset is None else evalset["queries"].height,
     )

@@ -6,15 +6,15 @@ found far stronger than the paper's loss under full ranking (Klenitskiy & Vasile
 2023); `loss: bce` is the paper's: the next item against `negatives` uniformly sampled items per
 position. Only real (non-padding) positions are scored, so the cost of the full softmax grows
 with the number of interactions, not batch x maxlen.
-Early stopping: every `eval_every` epochs the model ranks the valid queries (full ranking,
-history masked, exactly as evaluated) and keeps the weights with the best valid NDCG@10; it
-stops after `patience` evaluations without a gain. Progress is reported to the tuner's pruning
-hook. CUDA when present (`device`), else CPU.
+Early stopping: every `eval_every` epochs (and after the last) the model ranks the valid queries
+(full ranking, history masked, exactly as evaluated) and keeps the weights with the best valid
+NDCG@10; it stops after `patience` evaluations without a gain (0: never; the rule of
+`shelflab.models.early_stopping`). Progress is reported to the tuner's pruning hook. CUDA when
+present (`device`), else CPU.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -25,6 +25,7 @@ import numpy as np
 
 from shelflab.models.base import TrainData
 from shelflab.models.device import resolve_device
+from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.sequential import (
     SEQUENCE_PARAMS,
@@ -51,7 +52,9 @@ SASREC_PARAMS: dict[str, Param] = {
     "train_batch_size": Param("int", 128, min=1),
     "epochs": Param("int", 200, min=1),
     "eval_every": Param("int", 2, min=1, help="epochs between valid evaluations"),
-    "patience": Param("int", 5, min=1, help="evaluations without gain before stopping"),
+    "patience": Param(
+        "int", 5, min=0, help="evaluations without valid ndcg@10 gain before stopping; 0: never"
+    ),
     "eval_max_queries": Param("int", 0, min=0, help="valid queries used for early stopping"),
     "seed": Param("int", 42),
     "device": Param("str", "auto"),
@@ -95,7 +98,8 @@ class SASRecRetriever(SequentialRetriever):
         lengths = (data != 0).sum(axis=1)
         valid = self._valid_set(train)
         rng = np.random.default_rng(p["seed"])
-        best, best_state, bad, start = -1.0, None, 0, time.perf_counter()
+        stopper = EarlyStopping.for_module(self.net, p["patience"])
+        start = time.perf_counter()
         for epoch in range(1, p["epochs"] + 1):
             self.net.train()
             batches = _batches(lengths, p["train_batch_size"], rng)
@@ -109,15 +113,9 @@ class SASRecRetriever(SequentialRetriever):
             )  # fmt: skip
             log.info("sasrec epoch %d: loss %.4f valid ndcg@10 %.4f", epoch, losses[-1], score)
             report_valid(self.ctx, epoch, score)
-            if score > best:
-                best, bad = score, 0
-                best_state = copy.deepcopy(self.net.state_dict())
-            else:
-                bad += 1
-                if bad >= p["patience"]:
-                    break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+            if stopper.update(epoch, score):
+                break
+        stopper.restore()  # the best valid weights (no valid split: the last ones)
         self.net.eval()
 
     def _step(self, opt, batch: np.ndarray, rng: np.random.Generator) -> float:

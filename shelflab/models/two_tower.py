@@ -3,7 +3,8 @@ a projection of its frozen MiniLM text embedding (`use_text`) to a vector; the u
 the item-tower vectors of the last `maxlen` history items (a position-weighted mean and the last
 item, through an MLP). Trained with the in-batch sampled softmax (temperature `temperature`,
 logQ-corrected: each in-batch logit minus the log of the item's training frequency) on every
-(prefix → next item) pair of the training sequences; early stopping on valid NDCG@10.
+(prefix → next item) pair of the training sequences; early stopping on valid NDCG@10 every
+`eval_every` epochs, keeping the best weights (`patience`: see `shelflab.models.early_stopping`).
 
 Retrieval: the item vectors are L2-normalised and indexed in a Chroma collection (cosine,
 `search: chroma`, the default) that answers each user vector with its `candidates` nearest items
@@ -14,7 +15,6 @@ catalog by the same cosine instead (the reference the Chroma recall is measured 
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -28,6 +28,7 @@ from shelflab.atomic import write_json, write_parquet
 from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, SCORE, add_rank, require_columns
 from shelflab.models.base import INDEX_FILE, ModelContext, TrainData
 from shelflab.models.device import resolve_device
+from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
 from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
@@ -54,7 +55,9 @@ class TwoTowerRetriever(SequentialRetriever):
         "train_batch_size": Param("int", 512, min=2),
         "epochs": Param("int", 30, min=1),
         "eval_every": Param("int", 1, min=1),
-        "patience": Param("int", 3, min=1),
+        "patience": Param(
+            "int", 3, min=0, help="evaluations without valid ndcg@10 gain before stopping; 0: never"
+        ),
         "search": Param("str", "chroma", choices=("chroma", "exact")),
         "candidates": Param("int", 200, min=1, help="Chroma depth before history masking"),
         "ef_search": Param("int", 200, min=1),
@@ -92,7 +95,8 @@ class TwoTowerRetriever(SequentialRetriever):
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         rng = np.random.default_rng(p["seed"])
         valid = (train.valid_queries, train.valid_qrels) if has_valid(train) else None
-        best, best_state, bad, start = -1.0, None, 0, time.perf_counter()
+        stopper = EarlyStopping.for_module(self.net, p["patience"])
+        start = time.perf_counter()
         for epoch in range(1, p["epochs"] + 1):
             self.net.train()
             order = rng.permutation(len(target))
@@ -108,14 +112,9 @@ class TwoTowerRetriever(SequentialRetriever):
                                      "valid_ndcg@10": score,
                                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
             report_valid(self.ctx, epoch, score)
-            if score > best:
-                best, bad, best_state = score, 0, copy.deepcopy(self.net.state_dict())
-            else:
-                bad += 1
-                if bad >= p["patience"]:
-                    break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+            if stopper.update(epoch, score):
+                break
+        stopper.restore()  # the best valid weights (no valid split: the last ones)
         self.net.eval()
         self._item_vecs = None
 

@@ -29,7 +29,7 @@ valid split given with no judged relevant query (or none found by the first stag
 model_dir: `shelflab-model.json`, `booster.json` (XGBoost JSON, no pickle), `ltr.json`
 (feature names, rounds, training counts), `components/<name>/`.
 index_dir: `shelflab-index.json`, `items.parquet` (item_id, text: the text features need it),
-`components/<name>/`.
+`components/<name>/` (shared with cross_encoder: `shelflab.models.reranker`).
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from shelflab.atomic import write_json, write_parquet
+from shelflab.atomic import write_json
 from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
 from shelflab.models.base import Retriever, TrainData
 from shelflab.models.bm25 import RUN_COLUMNS, BM25Retriever, check_items, empty_run
-from shelflab.models.composite import COMPONENTS, Composite, check_components
+from shelflab.models.composite import COMPONENTS, check_components
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.features import (
     GROUPS,
@@ -56,6 +56,7 @@ from shelflab.models.features import (
 )
 from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.params import Param
+from shelflab.models.reranker import Reranker, reranker_params
 from shelflab.models.training import built_models, has_valid, report_valid, require_positive
 
 BOOSTER_FILE = "booster.json"
@@ -64,16 +65,13 @@ OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
 _FRAMES: dict[str, Any] = {}  # "last" -> (key, TrainData, train frame, valid frame)
 
 
-class XGBRankerRetriever(Composite):
+class XGBRankerRetriever(Reranker):
     family: ClassVar[str] = "xgb_ltr"
     PARAMS: ClassVar[dict[str, Param]] = {
-        "components": Param(
-            "models",
-            {"hybrid": {"family": "hybrid"}},
-            help="component name -> model params; each one also gives features",
+        **reranker_params(
+            candidates=100,
+            components_help="component name -> model params; each one also gives features",
         ),
-        "first_stage": Param("str", "hybrid", help="the component that proposes candidates"),
-        "candidates": Param("int", 100, min=1, help="first-stage items reranked per query"),
         "objective": Param("str", "rank:ndcg", choices=OBJECTIVES),
         "max_depth": Param("int", 6, min=1),
         "eta": Param("float", 0.1, min=0.0),
@@ -105,7 +103,6 @@ class XGBRankerRetriever(Composite):
         self.booster: Any = None
         self.feature_names: list[str] = []
         self.train_info: dict[str, Any] = {}
-        self._items: pl.DataFrame | None = None
 
     # --- features -------------------------------------------------------------------
     @staticmethod
@@ -291,17 +288,6 @@ class XGBRankerRetriever(Composite):
         self.booster, self.feature_names = booster, list(meta["features"])
         self.train_info = meta.get("train", {})
 
-    # --- index@ -----------------------------------------------------------------------
-    def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
-        super().build_index(check_items(items), index_dir)
-
-    def build_own_index(self, items: pl.DataFrame, index_dir: Path) -> None:
-        write_parquet(items, index_dir / "items.parquet")  # the text features need item text
-        self._items = items
-
-    def open_own_index(self, index_dir: Path) -> None:
-        self._items = pl.read_parquet(index_dir / "items.parquet")
-
     # --- retrieve -----------------------------------------------------------------------
     def scores(self, features: pl.DataFrame) -> Any:
         """Booster scores (float64 numpy) for a frame holding the feature columns."""
@@ -316,13 +302,12 @@ class XGBRankerRetriever(Composite):
         )
 
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
-        if self._items is None:
-            raise ConfigError(f"model {self.name!r}: call build_index or open_index first")
+        items = self._require_items()  # the text features read item text
         require_columns(queries, [QUERY_ID, TEXT], "queries")
         if k < 1 or queries.height == 0:
             return empty_run()
         n = max(self.params["candidates"], k)
-        frame = self._features(self.components, queries, self._items, n)
+        frame = self._features(self.components, queries, items, n)
         if frame.height == 0:
             return empty_run()
         run = frame.select(QUERY_ID, ITEM_ID).with_columns(

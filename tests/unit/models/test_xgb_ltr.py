@@ -149,3 +149,17 @@ def test_booster_only_changes_reuse_the_training_frames(ctx, data):
     create("c", {**spec, "candidates": 10}, ctx).fit(data[0])
     assert xgb_ltr._FRAMES["last"][2] is not frames
     assert xgb_ltr._FRAMES["last"][2][xgb_ltr.RANK].max() <= 10
+
+
+def test_reranker_params_are_declared_once():
+    from shelflab.models.cross_encoder import CrossEncoderRetriever
+    from shelflab.models.reranker import Reranker, reranker_params
+
+    shared = ("components", "first_stage", "candidates")
+    for cls, candidates in ((XGBRankerRetriever, 100), (CrossEncoderRetriever, 50)):
+        assert issubclass(cls, Reranker)
+        assert list(cls.PARAMS)[:3] == list(shared)
+        declared = reranker_params(candidates=candidates)
+        for key in ("first_stage", "candidates"):
+            assert cls.PARAMS[key] == declared[key]
+        assert cls.PARAMS["components"].default == {"hybrid": {"family": "hybrid"}}

@@ -1,0 +1,203 @@
+"""train@ of `cross_encoder` (`train: true`): candidates mined from private copies of the
+components, training pairs (`pairs`), a plain torch loop (AdamW, linear warmup/decay, gradient
+clipping at 1.0, seeded shuffling; deterministic on CPU) validated after each epoch with
+keep-best weights and `patience` (`shelflab.models.early_stopping`), then the fusion weight
+chosen on valid (`fusion`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from shelflab.contract import GRADE, QUERY_ID
+from shelflab.errors import InputError
+from shelflab.models.bm25 import check_items
+from shelflab.models.composite import COMPONENTS
+from shelflab.models.cross_encoder.encoder import ITEM_TEXT, QUERY_TEXT, predict_logits
+from shelflab.models.cross_encoder.fusion import candidate_head, choose_weight, fuse, head_texts
+from shelflab.models.cross_encoder.pairs import LABEL, train_pairs
+from shelflab.models.early_stopping import EarlyStopping
+from shelflab.models.training import (
+    built_models,
+    has_valid,
+    judged_queries,
+    labelled_candidates,
+    report_valid,
+    require_positive,
+    score_run,
+    seed_everything,
+)
+
+if TYPE_CHECKING:
+    from shelflab.models.base import TrainData
+    from shelflab.models.cross_encoder.model import CrossEncoderRetriever
+
+PROGRESS_EVERY = 50  # steps between progress lines (ctx.show_progress)
+
+
+def log(message: str) -> None:
+    print(f"[cross_encoder] {message}", file=sys.stderr, flush=True)
+
+
+def valid_split(train: TrainData, valid: bool) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """(judged valid queries, their qrels), or (None, None) without a valid split (`valid`:
+    `has_valid(train)`); judged queries only, so every valid figure averages over the same
+    queries."""
+    if not valid:
+        return None, None
+    assert train.valid_queries is not None and train.valid_qrels is not None
+    vq = judged_queries(train.valid_queries, train.valid_qrels)
+    if vq.height == 0:
+        raise InputError(
+            "no valid query has a relevant judgment",
+            path="valid_qrels",
+            expected="valid queries with at least one relevant item (grade > 0)",
+        )
+    vqrels = train.valid_qrels.filter(
+        pl.col(QUERY_ID).cast(pl.String).is_in(vq[QUERY_ID].implode())
+    )
+    return vq, vqrels
+
+
+def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[Any, dict[str, Any]]:
+    """Train `model`'s cross-encoder on `train`; (the trained CrossEncoder in eval mode, the
+    train info saved as cross_encoder.json)."""
+    from shelflab.models.encoders import resolve_model_path
+
+    p, name = model.params, model.name
+    start = time.perf_counter()
+    require_positive(train.train_qrels, "train_qrels", "training")
+    valid = has_valid(train)
+    items = check_items(train.items)
+    path = resolve_model_path(p["model"])
+    n = p["candidates"]
+    tq = judged_queries(train.train_queries, train.train_qrels)
+    if p["max_train_queries"] is not None and tq.height > p["max_train_queries"]:
+        tq = tq.sample(n=p["max_train_queries"], seed=p["seed"]).sort(QUERY_ID)
+    vq, vqrels = valid_split(train, valid)
+    with built_models(p[COMPONENTS], items, model.ctx, "cross_encoder") as comps:
+        first = comps[p["first_stage"]]
+        cands = labelled_candidates(first, tq, train.train_qrels, n)
+        va_first = first.retrieve(vq, n) if vq is not None else None
+    pairs = train_pairs(
+        tq, train.train_qrels, cands, items, negatives=p["negatives"], seed=p["seed"]
+    )
+    if pairs.height == 0 or not (pairs[GRADE] > 0).any():
+        raise InputError(
+            "no positive (query, item) pair for a judged training query on a catalog item",
+            path="train_qrels",
+            expected="training queries with relevant items (grade > 0) in the catalog",
+        )
+
+    seed_everything(p["seed"])  # the fresh classification head is drawn here
+    ce = model._load_ce(path, trained=False)
+    history: dict[str, list[float]] = {"loss": [], "valid_ndcg@10": []}
+    base = None
+    if va_first is not None:
+        assert vqrels is not None
+        base = score_run(va_first, vqrels)
+        history["valid_ndcg@10"].append(base)  # epoch 0: the first stage alone
+        log(f"{name}: epoch 0 (first stage {p['first_stage']!r}) valid ndcg@10 {base:.4f}")
+    stopper = EarlyStopping.for_module(ce, p["patience"])
+    epochs_run = 0
+    for epoch, loss in train_epochs(ce, pairs, p, name=name, progress=model.ctx.show_progress):
+        epochs_run = epoch
+        history["loss"].append(loss)
+        if va_first is None:
+            log(f"{name}: epoch {epoch}/{p['epochs']} mean loss {loss:.4f}")
+            continue
+        assert vq is not None and vqrels is not None
+        ndcg = score_run(model._rerank(ce, va_first, vq, items, n, weight=1.0), vqrels)
+        history["valid_ndcg@10"].append(ndcg)
+        log(
+            f"{name}: epoch {epoch}/{p['epochs']} mean loss {loss:.4f} "
+            f"valid ndcg@10 {ndcg:.4f} (first stage {base:.4f})"
+        )
+        report_valid(model.ctx, epoch, ndcg)
+        if stopper.update(epoch, ndcg):
+            log(f"{name}: early stop after epoch {epoch} (best epoch {stopper.best_step})")
+            break
+    stopper.restore()  # the best epoch's weights; without a valid split the last ones
+    ce.eval()
+    weight, fusion = 1.0, {}
+    if p["fusion_weight"] is not None:
+        weight = float(p["fusion_weight"])
+    elif va_first is not None:
+        assert vq is not None and vqrels is not None
+        first_run, head = candidate_head(va_first, vq, items, n)
+        logits = predict_logits(ce, *head_texts(head), show_progress=model.ctx.show_progress)
+        weight, fusion = choose_weight(
+            lambda w: score_run(fuse(first_run, head, logits, n, n, w), vqrels)
+        )
+        log(f"{name}: fusion weight {weight:.1f} (valid ndcg@10 {fusion[weight]:.4f})")
+    info = {
+        "trained": True,
+        "model": p["model"],
+        "epochs_run": epochs_run,
+        "best_epoch": stopper.best_step if stopper.best_step is not None else epochs_run,
+        "valid_ndcg@10": history["valid_ndcg@10"],  # index = epoch, 0 = first stage alone
+        "first_stage_valid_ndcg@10": base,
+        "best_valid_ndcg@10": stopper.best,  # None without a valid split
+        "loss": history["loss"],
+        "fusion_weight": weight,
+        "valid_ndcg@10_by_fusion_weight": {f"{w:.1f}": v for w, v in fusion.items()},
+        "train_queries": pairs[QUERY_ID].n_unique(),
+        "train_pairs": pairs.height,
+        "train_positives": int((pairs[GRADE] > 0).sum()),
+        "valid_queries": 0 if vq is None else vq.height,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return ce, info
+
+
+def train_epochs(
+    ce: Any, pairs: pl.DataFrame, p: dict[str, Any], *, name: str, progress: bool = False
+) -> Iterator[tuple[int, float]]:
+    """Train `ce` on `pairs` epoch by epoch (params `p`); yields (epoch, mean loss) after each
+    one, in eval mode (the caller validates, then resumes or stops)."""
+    import torch
+    from sentence_transformers.util import batch_to_device
+    from transformers import get_linear_schedule_with_warmup
+
+    texts = list(
+        zip(
+            pairs[QUERY_TEXT].fill_null("").to_list(),
+            pairs[ITEM_TEXT].fill_null("").to_list(),
+            strict=True,
+        )
+    )
+    labels = torch.tensor(pairs[LABEL].to_list(), dtype=torch.float32)
+    bs = p["batch_size"]
+    steps_per_epoch = (len(texts) + bs - 1) // bs
+    total = steps_per_epoch * p["epochs"]
+    optimizer = torch.optim.AdamW(ce.parameters(), lr=p["lr"])
+    schedule = get_linear_schedule_with_warmup(optimizer, int(total * p["warmup_ratio"]), total)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(p["seed"])
+    device = ce.device
+    step = 0
+    for epoch in range(1, p["epochs"] + 1):
+        ce.train()
+        order = torch.randperm(len(texts), generator=gen).tolist()
+        total_loss, seen = 0.0, 0
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            feats = batch_to_device(ce.preprocess([texts[i] for i in idx]), device)
+            logits = ce(feats)["scores"].reshape(-1).float()
+            loss = loss_fn(logits, labels[idx].to(logits.device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(ce.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            total_loss += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if progress and step % PROGRESS_EVERY == 0:
+                log(f"{name}: epoch {epoch} step {step}/{total} loss {float(loss.detach()):.4f}")
+        ce.eval()
+        yield epoch, total_loss / max(seen, 1)
