@@ -5,6 +5,7 @@
 """
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -12,7 +13,7 @@ from ruamel.yaml import YAML
 
 def merge(base, overlay) -> None:
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
             merge(base[key], value)
         else:
             base[key] = value
@@ -22,7 +23,10 @@ def main(overlay_file: str, params_file: str) -> int:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 100
-    overlay = YAML(typ="safe").load(Path(overlay_file).read_text()) or {}
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    overlay = yaml.load(Path(overlay_file).read_text()) or {}
     params = yaml.load(Path(params_file).read_text())
     merge(params, overlay)
     with Path(params_file).open("w") as out:

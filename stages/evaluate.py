@@ -9,7 +9,7 @@ import polars as pl
 from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
 from shelflab.config import experiment_name, find_root, load_params, tracking_uri
 from shelflab.data_io.trec import write_run_trec
-from shelflab.evaluation.plots import metric_at_k_plot
+from shelflab.evaluation.plots import importance_plot, metric_at_k_plot
 from shelflab.layout import Layout
 from shelflab.pipeline.built import open_built_model
 from shelflab.pipeline.evaluate import evaluate_model
@@ -125,9 +125,9 @@ def split_description(split: dict) -> str:
 def _log(root, params, name, model, report, artifacts, tags, extra: Path) -> str:
     """One MLflow run; learned rankers also get their feature-importance plot (MLflow only)."""
     if hasattr(model, "feature_importance"):
-        from shelflab.models.xgb_ltr import plot_feature_importance
-
-        artifacts = [*artifacts, plot_feature_importance(model, extra / "feature_importance.png")]
+        png = extra / "feature_importance.png"
+        title = f"{name}: feature importance"
+        artifacts = [*artifacts, importance_plot(model.feature_importance(), title, png)]
     return log_evaluation(
         tracking_uri=tracking_uri(params, root),
         experiment=experiment_name(params),

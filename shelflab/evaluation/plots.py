@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -30,3 +31,21 @@ def metric_at_k_plot(curve: pl.DataFrame, title: str, out: Path) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(out)
+
+
+def importance_plot(gain: Mapping[str, float], title: str, out: Path, top: int = 30) -> Path:
+    """Horizontal bar chart of the `top` features by total gain (learned rankers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = sorted(gain.items(), key=lambda kv: (kv[1], kv[0]))[-top:]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(bars) + 1)))
+    ax.barh([k for k, _ in bars], [v for _, v in bars], color="#4477aa")
+    ax.set_xlabel("total gain")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -402,18 +402,8 @@ def pair_scores(model: Retriever, queries: pl.DataFrame, pairs: pl.DataFrame) ->
 
 def plot_feature_importance(model: XGBRankerRetriever, out_png: str | Path, top: int = 30) -> Path:
     """Horizontal bar chart of the `top` features by total gain, written to `out_png`."""
-    import matplotlib
+    from shelflab.evaluation.plots import importance_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gain = sorted(model.feature_importance().items(), key=lambda kv: (kv[1], kv[0]))[-top:]
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(gain) + 1)))
-    ax.barh([k for k, _ in gain], [v for _, v in gain], color="#4477aa")
-    ax.set_xlabel("total gain")
-    ax.set_title(f"{model.name}: feature importance")
-    fig.tight_layout()
-    out = Path(out_png)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return importance_plot(
+        model.feature_importance(), f"{model.name}: feature importance", Path(out_png), top=top
+    )
