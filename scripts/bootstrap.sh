@@ -17,14 +17,16 @@ fi
 
 start=$SECONDS
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+# pip's own chatter about the machine's pip configuration is not the reader's business.
+pip_quiet() { .venv/bin/python -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }; }
+pip_quiet --upgrade pip
 # torch must be a CPU build: a plain `torch` requirement pulls a multi-GB CUDA build. A CPU
 # wheel in SHELFLAB_WHEELS (default /opt/wheels) is preferred; otherwise pass a CPU wheel index
 # through PIP_EXTRA_INDEX_URL.
 wheels="${SHELFLAB_WHEELS:-/opt/wheels}"
 torch_src=()
 [[ -d "$wheels" ]] && torch_src=(--find-links "$wheels")
-.venv/bin/python -m pip install -q "${torch_src[@]}" 'torch==2.13.0'
-.venv/bin/python -m pip install -q "${torch_src[@]}" -e '.[dev]'
+pip_quiet "${torch_src[@]}" 'torch==2.13.0'
+pip_quiet "${torch_src[@]}" -e '.[dev]'
 echo "$want" >"$STAMP"
 echo "bootstrap: installed into .venv in $((SECONDS - start)) s"

@@ -10,7 +10,9 @@
 #   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-export MLFLOW_LOGGING_LEVEL="${MLFLOW_LOGGING_LEVEL:-WARNING}" PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
+# what a person reads: no MLflow INFO lines, no library warnings, no weight-loading bars
+export MLFLOW_LOGGING_LEVEL="${MLFLOW_LOGGING_LEVEL:-WARNING}" PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}" \
+  HF_HUB_DISABLE_PROGRESS_BARS=1
 cd "$REPO_ROOT"
 start=$SECONDS
 bash scripts/bootstrap.sh
