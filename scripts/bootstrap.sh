@@ -17,8 +17,13 @@ fi
 
 start=$SECONDS
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-# pip's own chatter about the machine's pip configuration is not the reader's business.
-pip_quiet() { .venv/bin/python -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }; }
+# pip's output goes to .venv/pip.log; a reader sees it only when an install fails.
+pip_quiet() {
+  if ! .venv/bin/python -m pip install -q "$@" >>.venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    return 1
+  fi
+}
 pip_quiet --upgrade pip
 # torch must be a CPU build: a plain `torch` requirement pulls a multi-GB CUDA build. A CPU
 # wheel in SHELFLAB_WHEELS (default /opt/wheels) is preferred; otherwise pass a CPU wheel index

@@ -3,17 +3,22 @@
 `dvc status` on a clean checkout lists every output as missing ("not in cache", and the deps
 made by other stages as "deleted"): that is expected. A dep or param that is "modified" or
 "new" is not: the lock was written for other code or params, and `dvc repro` would rerun that
-stage. Checks every dvc.yaml of the repo (all tracks). Exit 1 with one line per stale stage.
+stage. A dep that another stage writes (or a folder holding such outputs) is generated data, so
+only source deps count. Checks every dvc.yaml of the repo (all tracks). Exit 1 with one line per
+stale dep.
 """
 
-import json
-import subprocess
 import sys
+from pathlib import Path
 
 STALE = {"modified", "new"}
 
 
-def stale_deps(status: dict) -> list[str]:
+def generated(path: Path, outs: list[Path]) -> bool:
+    return any(path == o or path.is_relative_to(o) or o.is_relative_to(path) for o in outs)
+
+
+def stale_deps(status: dict, root: Path, outs: list[Path]) -> list[str]:
     problems = []
     for stage, changes in status.items():
         for change in changes:
@@ -23,17 +28,18 @@ def stale_deps(status: dict) -> list[str]:
             for path, state in change.get("changed deps", {}).items():
                 if isinstance(state, dict):  # a params file: {key: state}
                     problems += [f"{stage}: param {path}:{k} {s}" for k, s in state.items()]
-                elif state in STALE:
+                elif state in STALE and not generated((root / path).resolve(), outs):
                     problems.append(f"{stage}: {path} {state}")
     return problems
 
 
 def main() -> int:
-    proc = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"dvc status failed: {proc.stderr.strip()}", file=sys.stderr)
-        return 1
-    problems = stale_deps(json.loads(proc.stdout or "{}"))
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        root = Path(repo.root_dir).resolve()
+        outs = [Path(o.fs_path).resolve() for o in repo.index.outs]
+        problems = stale_deps(repo.status(), root, outs)
     for line in problems:
         print(f"stale dvc.lock: {line}", file=sys.stderr)
     if problems:

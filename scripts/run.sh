@@ -12,7 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # what a person reads: no MLflow INFO lines, no library warnings, no weight-loading bars
 export MLFLOW_LOGGING_LEVEL="${MLFLOW_LOGGING_LEVEL:-WARNING}" PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}" \
-  HF_HUB_DISABLE_PROGRESS_BARS=1
+  HF_HUB_DISABLE_PROGRESS_BARS=1 MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
 cd "$REPO_ROOT"
 start=$SECONDS
 bash scripts/bootstrap.sh
