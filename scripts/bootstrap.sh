@@ -17,6 +17,7 @@ fi
 
 start=$SECONDS
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+: >.venv/pip.log  # this install's output only
 # pip's output goes to .venv/pip.log; a reader sees it only when an install fails.
 pip_quiet() {
   if ! .venv/bin/python -m pip install -q "$@" >>.venv/pip.log 2>&1; then
