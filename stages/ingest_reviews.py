@@ -4,7 +4,7 @@ from shelflab.atomic import write_json, write_parquet
 from shelflab.config import find_root, load_params
 from shelflab.data_io.amazon import load_review_dataset
 from shelflab.layout import Layout
-from shelflab.pipeline.built import log_ingest
+from shelflab.pipeline.ingest import log_ingest
 from shelflab.quarantine import Quarantine
 from shelflab.reviews.track import review_queries, with_query_ids
 

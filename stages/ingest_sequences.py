@@ -5,7 +5,7 @@ from shelflab.atomic import write_json, write_parquet
 from shelflab.config import find_root, load_params
 from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.layout import Layout
-from shelflab.pipeline.built import log_ingest
+from shelflab.pipeline.ingest import log_ingest
 from shelflab.protocols.leave_one_out import leave_one_out
 from shelflab.quarantine import Quarantine
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import math
 import warnings
@@ -195,10 +196,13 @@ def embed_reviews(
     from shelflab.models.encoders import encode, load_encoder, model_fingerprint, resolve_model_path
 
     path = resolve_model_path(model)
-    encoder = load_encoder(str(path), resolve_device(device), max_seq_length)
+
+    @functools.cache
+    def encoder() -> Any:  # loaded only when some text is not in the cache yet
+        return load_encoder(str(path), resolve_device(device), max_seq_length)
 
     def run(batch: list[str]) -> np.ndarray:
-        return encode(encoder, batch, batch_size)
+        return encode(encoder(), batch, batch_size)
 
     if cache_dir is None:
         return run(texts)
@@ -207,7 +211,7 @@ def embed_reviews(
 
     key = model_fingerprint(path, f"max_seq_length={max_seq_length}")
     cache = EmbeddingCache(
-        cache_dir, key, embedding_dim(encoder), info={"model": model, "path": str(path)}
+        cache_dir, key, lambda: embedding_dim(encoder()), info={"model": model, "path": str(path)}
     )
     return cache.embed(texts, run)
 

@@ -24,16 +24,42 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, require_columns
+from shelflab.errors import InputError
+
 MODEL_FILE = "shelflab-model.json"
 INDEX_FILE = "shelflab-index.json"
+# Every family's run: these columns, in this order.
+RUN_COLUMNS = [QUERY_ID, ITEM_ID, SCORE, RANK]
+
+
+def empty_run() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64, RANK: pl.Int64}
+    )
+
+
+def check_items(items: pl.DataFrame, source: str = "items") -> pl.DataFrame:
+    require_columns(items, [ITEM_ID, TEXT], source)
+    items = items.select(
+        pl.col(ITEM_ID).cast(pl.String), pl.col(TEXT).cast(pl.String).fill_null("")
+    )
+    dup = items[ITEM_ID].is_duplicated()
+    if dup.any():
+        i = int(dup.arg_max())
+        raise InputError(
+            f"duplicate item_id {items[ITEM_ID][i]!r}",
+            path=source,
+            row=i + 1,
+            expected="one row per item_id",
+        )
+    return items
 
 
 def read_index_meta(index_dir: Path, family: str) -> dict[str, Any]:
     """The metadata a family's `build_index` wrote, or a clear error for a wrong directory."""
     path = Path(index_dir) / INDEX_FILE
     if not path.exists():
-        from shelflab.errors import InputError
-
         raise InputError(
             f"no {family} index here",
             path=index_dir,

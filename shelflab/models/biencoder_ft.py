@@ -41,8 +41,7 @@ import polars as pl
 from shelflab.atomic import write_json
 from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import TrainData
-from shelflab.models.bm25 import check_items
+from shelflab.models.base import TrainData, check_items
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param

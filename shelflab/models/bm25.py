@@ -17,38 +17,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import polars as pl
 
 from shelflab.atomic import write_json, write_parquet
-from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
+from shelflab.contract import ITEM_ID, QUERY_ID, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import INDEX_FILE, Retriever, read_index_meta
+from shelflab.models.base import (
+    INDEX_FILE,
+    RUN_COLUMNS,
+    Retriever,
+    check_items,
+    empty_run,
+    read_index_meta,
+)
 from shelflab.models.params import Param
 
 if TYPE_CHECKING:
     import numpy as np
-
-RUN_COLUMNS = [QUERY_ID, ITEM_ID, SCORE, RANK]
-
-
-def empty_run() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64, RANK: pl.Int64}
-    )
-
-
-def check_items(items: pl.DataFrame, source: str = "items") -> pl.DataFrame:
-    require_columns(items, [ITEM_ID, TEXT], source)
-    items = items.select(
-        pl.col(ITEM_ID).cast(pl.String), pl.col(TEXT).cast(pl.String).fill_null("")
-    )
-    dup = items[ITEM_ID].is_duplicated()
-    if dup.any():
-        i = int(dup.arg_max())
-        raise InputError(
-            f"duplicate item_id {items[ITEM_ID][i]!r}",
-            path=source,
-            row=i + 1,
-            expected="one row per item_id",
-        )
-    return items
 
 
 class BM25Retriever(Retriever):

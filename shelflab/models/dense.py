@@ -21,8 +21,14 @@ import polars as pl
 from shelflab.atomic import atomic_path, write_json, write_parquet
 from shelflab.contract import ITEM_ID, QUERY_ID, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import INDEX_FILE, Retriever, read_index_meta
-from shelflab.models.bm25 import RUN_COLUMNS, check_items, empty_run
+from shelflab.models.base import (
+    INDEX_FILE,
+    RUN_COLUMNS,
+    Retriever,
+    check_items,
+    empty_run,
+    read_index_meta,
+)
 from shelflab.models.params import Param
 
 if TYPE_CHECKING:
@@ -123,7 +129,7 @@ class DenseRetriever(Retriever):
         cache = EmbeddingCache(
             self.ctx.cache_dir,
             self.model_key,
-            embedding_dim(self.encoder),
+            lambda: embedding_dim(self.encoder),  # loads the model only on a cold cache
             info={"model": self.params["model"], "path": str(self.model_path)},
         )
         out = cache.embed(texts, self._encode)

@@ -11,6 +11,7 @@ changed one embeds only the new texts and adds one shard.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -28,13 +29,27 @@ def text_digest(text: str) -> bytes:
 
 class EmbeddingCache:
     def __init__(
-        self, cache_dir: str | Path, model_key: str, dim: int, info: dict[str, Any] | None = None
+        self,
+        cache_dir: str | Path,
+        model_key: str,
+        dim: int | Callable[[], int],
+        info: dict[str, Any] | None = None,
     ) -> None:
+        """`dim` may be a callable (e.g. one that loads the encoder): it is called only when
+        the cache does not record the dimension yet, so a warm cache never loads the model."""
         self.dir = Path(cache_dir) / "embeddings" / model_key[:32]
         self.model_key = model_key
-        self.dim = dim
+        self._dim = dim
         self.info = info or {}
         self.last: dict[str, int] = {"requested": 0, "cached": 0, "embedded": 0}
+
+    @property
+    def dim(self) -> int:
+        if callable(self._dim):
+            meta = self.dir / "model.json"
+            recorded = json.loads(meta.read_text()).get("dim") if meta.exists() else None
+            self._dim = int(recorded) if recorded else int(self._dim())
+        return self._dim
 
     # --- shards ---------------------------------------------------------------
     def _shards(self) -> list[tuple[Path, Path]]:

@@ -18,10 +18,10 @@ import polars as pl
 
 from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, add_rank
 from shelflab.errors import ConfigError
+from shelflab.models.base import RUN_COLUMNS
 
 NORMS = ("minmax", "zscore")
 METHODS = ("rrf", "weighted")
-RUN_COLUMNS = [QUERY_ID, ITEM_ID, SCORE, RANK]
 
 
 def _ranked(run: pl.DataFrame) -> pl.DataFrame:

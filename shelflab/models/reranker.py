@@ -16,7 +16,7 @@ import polars as pl
 
 from shelflab.atomic import write_parquet
 from shelflab.errors import ConfigError
-from shelflab.models.bm25 import check_items
+from shelflab.models.base import check_items
 from shelflab.models.composite import Composite
 from shelflab.models.params import Param
 

@@ -43,8 +43,8 @@ import polars as pl
 from shelflab.atomic import write_json
 from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import Retriever, TrainData
-from shelflab.models.bm25 import RUN_COLUMNS, BM25Retriever, check_items, empty_run
+from shelflab.models.base import RUN_COLUMNS, Retriever, TrainData, check_items, empty_run
+from shelflab.models.bm25 import BM25Retriever
 from shelflab.models.composite import COMPONENTS, check_components
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.features import (

@@ -137,11 +137,6 @@ def test_editing_a_family_module_reruns_only_the_stages_that_import_it(module_ed
     assert not stale & {"code", "ingest", "split", "enrich", "leaderboard"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shelflab/models/dense.py imports RUN_COLUMNS, check_items, empty_run from "
-    "shelflab/models/bm25.py, so every dense-based manifest lists bm25.py",
-)
 def test_editing_bm25_leaves_dense_alone(module_edit):
     stale, _ = module_edit
     assert not {stage for stage in stale if stage.endswith("@dense")}

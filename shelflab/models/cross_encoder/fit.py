@@ -15,7 +15,7 @@ import polars as pl
 
 from shelflab.contract import GRADE, QUERY_ID
 from shelflab.errors import InputError
-from shelflab.models.bm25 import check_items
+from shelflab.models.base import check_items
 from shelflab.models.composite import COMPONENTS
 from shelflab.models.cross_encoder.encoder import ITEM_TEXT, QUERY_TEXT, predict_logits
 from shelflab.models.cross_encoder.fusion import candidate_head, choose_weight, fuse, head_texts

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import polars as pl
 
 from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank
-from shelflab.models.bm25 import RUN_COLUMNS, empty_run
+from shelflab.models.base import RUN_COLUMNS, empty_run
 from shelflab.models.cross_encoder.encoder import ITEM_TEXT, QUERY_TEXT
 
 FIRST_SCORE, LOGIT = "_first_score", "_logit"

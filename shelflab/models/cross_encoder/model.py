@@ -12,7 +12,7 @@ import polars as pl
 from shelflab.atomic import write_json
 from shelflab.contract import ITEM_ID, QUERY_ID, TEXT, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.bm25 import empty_run
+from shelflab.models.base import empty_run
 from shelflab.models.composite import check_components
 from shelflab.models.cross_encoder.encoder import (
     ITEM_TEXT,

@@ -74,6 +74,7 @@ def test_reindex_uses_embedding_cache(dense_dirs, ctx, items, tmp_path):
     assert model.index_stats["embedded"] == 0
     assert model.index_stats["cached"] == items["text"].n_unique()
     assert STATS["encoded_texts"] == before
+    assert model._encoder is None  # a warm cache never loads MiniLM (seconds per stage)
 
     changed = items.head(300).with_columns(
         pl.when(pl.int_range(pl.len()) < 7)
