@@ -1,6 +1,13 @@
 """Merge a params overlay into a params.yaml in place, keeping its comments and YAML anchors
 (so a composite that embeds a component with `*bm25` follows the component's new values).
 
+An overlay may add whole models. A quoted `"*name"` value in the overlay stands for the
+params.yaml node anchored `&name`, so an added composite shares its component's params
+exactly as if it had been written with the alias in params.yaml:
+
+    models:
+      biencoder_ft: {family: biencoder_ft, miner: {bm25: "*bm25"}, ...}
+
     python scripts/apply_params.py params.thorough.yaml params.yaml
 """
 
@@ -9,6 +16,30 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ruamel.yaml import YAML
+
+
+def anchors(node, found: dict | None = None) -> dict:
+    """name -> the params node that carries the YAML anchor `&name`."""
+    found = {} if found is None else found
+    anchor = getattr(getattr(node, "anchor", None), "value", None)
+    if anchor:
+        found.setdefault(anchor, node)
+    children = node.values() if isinstance(node, Mapping) else node
+    for child in children if isinstance(node, Mapping | list) else []:
+        anchors(child, found)
+    return found
+
+
+def resolve(value, named: dict):
+    """The overlay value with each "*name" string replaced by the anchored params node."""
+    if isinstance(value, str) and value.startswith("*"):
+        if value[1:] not in named:
+            sys.exit(f"apply_params: {value!r}: no node anchored &{value[1:]} in the params file")
+        return named[value[1:]]
+    if isinstance(value, Mapping):
+        for key in list(value):
+            value[key] = resolve(value[key], named)
+    return value
 
 
 def merge(base, overlay) -> None:
@@ -28,7 +59,7 @@ def main(overlay_file: str, params_file: str) -> int:
     )
     overlay = yaml.load(Path(overlay_file).read_text()) or {}
     params = yaml.load(Path(params_file).read_text())
-    merge(params, overlay)
+    merge(params, resolve(overlay, anchors(params)))
     with Path(params_file).open("w") as out:
         yaml.dump(params, out)
     print(f"{params_file}: applied {overlay_file}")
