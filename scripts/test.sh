@@ -19,9 +19,10 @@ if ! layers=$(lint-imports --no-cache 2>&1); then echo "$layers"; exit 1; fi
 grep "^Contracts:" <<<"$layers"
 python scripts/check_dvc_lock.py
 set +e
-# One pytest worker per core (pytest-xdist), each test file on one worker so module fixtures
-# (an e2e track's repro) run once; SHELFLAB_TEST_WORKERS=0 runs everything in this process.
-python -m pytest -n "${SHELFLAB_TEST_WORKERS:-logical}" --dist loadfile --durations=15 "$@"
+# One pytest worker per core (pytest-xdist). A test file runs on one worker, so its module
+# fixtures (an e2e track's repro) run once; the files sharing a costly session fixture share a
+# worker (tests/conftest.py). SHELFLAB_TEST_WORKERS=0 runs everything in this process.
+python -m pytest -n "${SHELFLAB_TEST_WORKERS:-logical}" --dist loadgroup --durations=15 "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then echo "pytest: no tests collected"; exit 0; fi

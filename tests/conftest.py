@@ -20,6 +20,14 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
+# Under pytest-xdist each worker gets its share of the cores: a torch / BLAS thread pool per
+# worker as wide as the machine oversubscribes it (set before anything imports torch or numpy).
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _threads = str(max(1, (os.cpu_count() or 1) // _workers))
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(key, _threads)
+
 
 def shared_data_dir() -> Path:
     from shelflab.config import default_data_dir
@@ -102,9 +110,25 @@ def train_data(sample_frames):
     )
 
 
+# Session fixtures too costly to build once per pytest-xdist worker: every test file that uses
+# one runs on the same worker (`--dist loadgroup`); any other file is a group of its own, so
+# its module fixtures (an e2e track's repro) also run once.
+SHARED_ONCE = ("built",)  # plugins/registry.py: bm25 + dense MiniLM evaluated on the sample
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Each test is marked with its tier, the folder under tests/ it lives in (`-m unit`)."""
+    """Each test is marked with its tier, the folder under tests/ it lives in (`-m unit`), and
+    with its xdist group (see SHARED_ONCE)."""
+    by_file: dict[str, str] = {}
+    for item in items:
+        file = item.nodeid.split("::")[0]
+        shared = [name for name in SHARED_ONCE if name in item.fixturenames]
+        if shared:
+            by_file[file] = shared[0]
+        by_file.setdefault(file, file)
     for item in items:
         parts = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts
         if parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+        item.add_marker(pytest.mark.xdist_group(by_file[item.nodeid.split("::")[0]]))
