@@ -11,8 +11,10 @@ computed at retrieve time. Scores are cosine similarities.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -78,6 +80,7 @@ class DenseRetriever(Retriever):
         self._chroma: Any = None
         self._index_dir: Path | None = None
         self._meta: dict[str, Any] = {}
+        self._query_memo: dict[str, np.ndarray] | None = None
         self.index_stats: dict[str, int] = {}
 
     # --- encoder ------------------------------------------------------------------
@@ -115,7 +118,30 @@ class DenseRetriever(Retriever):
         return encode(self.encoder, texts, self.params["batch_size"], self.ctx.show_progress)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self.params["query_prefix"] + t for t in texts])
+        texts = [self.params["query_prefix"] + t for t in texts]
+        memo = self._query_memo
+        if memo is None:
+            return self._encode(texts)
+        import numpy as np
+
+        new = list(dict.fromkeys(t for t in texts if t not in memo))
+        if new:
+            memo.update(zip(new, self._encode(new), strict=True))
+        if not texts:
+            return self._encode([])
+        return np.stack([memo[t] for t in texts])
+
+    @contextlib.contextmanager
+    def reusing_query_embeddings(self) -> Iterator[None]:
+        """Inside the block each query text is encoded once however often it is asked for (a
+        reranker's features ask for the same queries several times). Nothing outlives the
+        block, so a query timed on its own still pays for its encoding."""
+        outer = self._query_memo
+        self._query_memo = {} if outer is None else outer
+        try:
+            yield
+        finally:
+            self._query_memo = outer
 
     def embed_items(self, texts: list[str]) -> np.ndarray:
         """Item embeddings through the on-disk cache (unless param cache is false)."""

@@ -21,11 +21,12 @@ Tokens: lower-cased maximal runs of [a-z0-9], a decimal point inside digits kept
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 
 import polars as pl
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE
 
@@ -63,27 +64,25 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 0.0
 
 
-@functools.lru_cache(maxsize=1 << 18)
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insertions, deletions, substitutions cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """Edit distance (insertions, deletions, substitutions cost 1), by rapidfuzz (C++)."""
+    return Levenshtein.distance(a, b)
 
 
 def token_ratio(a: str, b: str) -> float:
     """1 - levenshtein / max length, in [0, 1]; 1 for equal tokens."""
-    if a == b:
-        return 1.0
-    return 1.0 - levenshtein(a, b) / max(len(a), len(b))
+    return Levenshtein.normalized_similarity(a, b)
+
+
+def best_token_ratios(query_tokens: Sequence[str], title_tokens: Sequence[str]) -> list[float]:
+    """For each query token, its best `token_ratio` against any title token (0 without title
+    tokens): one rapidfuzz cdist call for the whole token matrix."""
+    if not title_tokens:
+        return [0.0] * len(query_tokens)
+    if not query_tokens:
+        return []
+    matrix = process.cdist(query_tokens, title_tokens, scorer=Levenshtein.normalized_similarity)
+    return matrix.max(axis=1).tolist()
 
 
 def _contains_seq(hay: list[str], needle: list[str]) -> bool:
@@ -104,7 +103,7 @@ def text_features(query: str, title: str, groups: Sequence[str] = GROUPS) -> dic
         out["phrase"] = float(_contains_seq(t, q))
     if "fuzzy" in groups:
         out["char3_jaccard"] = jaccard(char_ngrams(query), char_ngrams(title))
-        best = [max((token_ratio(a, b) for b in ts), default=0.0) for a in qs]
+        best = best_token_ratios(sorted(qs), sorted(ts))
         out["fuzzy_token"] = sum(best) / len(best) if best else 0.0
     if "length" in groups:
         out["query_tokens"] = float(len(q))

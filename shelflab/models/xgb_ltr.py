@@ -34,6 +34,7 @@ index_dir: `shelflab-index.json`, `items.parquet` (item_id, text: the text featu
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -121,6 +122,19 @@ class XGBRankerRetriever(Reranker):
         n: int,
     ) -> pl.DataFrame:
         """(query_id, item_id, first-stage rank, features...) for the top-n candidates."""
+        with contextlib.ExitStack() as scope:  # each dense model encodes a query once here
+            for _, model in self.feature_models(components):
+                if isinstance(model, DenseRetriever):
+                    scope.enter_context(model.reusing_query_embeddings())
+            return self._feature_frame(components, queries, items, n)
+
+    def _feature_frame(
+        self,
+        components: dict[str, Retriever],
+        queries: pl.DataFrame,
+        items: pl.DataFrame,
+        n: int,
+    ) -> pl.DataFrame:
         queries = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
         first = components[self.params["first_stage"]].retrieve(queries, n)
         cands = first.sort(QUERY_ID, RANK).select(QUERY_ID, ITEM_ID, RANK)

@@ -135,3 +135,15 @@ def test_diagnostics_report_chroma_recall_against_exact(dense, queries):
     assert set(diag) == {"chroma_recall_at_10", "chroma_qps", "exact_qps"}
     assert 0.95 <= diag["chroma_recall_at_10"] <= 1.0
     assert diag["chroma_qps"] > 0 and diag["exact_qps"] > 0
+
+
+def test_query_embeddings_are_reused_only_inside_the_block(dense, queries):
+    texts = queries["text"].head(5).to_list()
+    before = STATS["encoded_texts"]
+    with dense.reusing_query_embeddings():
+        first = dense.embed_queries(texts)
+        again = dense.embed_queries([*texts[:2], *texts[:2]])
+        assert STATS["encoded_texts"] == before + len(set(texts))  # each text encoded once
+    assert (again[:2] == first[:2]).all() and (again[2:] == first[:2]).all()
+    dense.embed_queries(texts[:1])  # outside: a single query pays for its encoding again
+    assert STATS["encoded_texts"] == before + len(set(texts)) + 1
