@@ -1,0 +1,66 @@
+"""scripts/apply_params.py: each track's params.thorough.yaml merged into a copy of its
+params.yaml (what `run.sh --thorough` does) gives params every stage accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shelflab.config import load_params
+from shelflab.models.registry import validate_spec
+from shelflab.tuning.settings import model_config
+
+REPO = Path(__file__).resolve().parents[3]
+TRACKS = [".", "tracks/reviews", "tracks/nextitem"]
+
+
+def apply(overlay: Path, params: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "apply_params.py"), str(overlay), str(params)],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("track", TRACKS)
+def test_thorough_overlay_gives_valid_params(track, tmp_path):
+    quick = load_params(REPO / track / "params.yaml")
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / track / "params.yaml").read_text())
+    done = apply(REPO / track / "params.thorough.yaml", target)
+    assert done.returncode == 0, done.stderr
+    merged = load_params(target)
+    overlay = yaml.safe_load((REPO / track / "params.thorough.yaml").read_text())
+    assert set(quick["models"]) <= set(merged["models"])
+    for name, spec in merged["models"].items():
+        validate_spec(name, spec)
+    for name in merged["tune"]["models"]:
+        assert name in merged["models"], name
+        model_config(merged["tune"], name)
+    assert merged["evaluate"]["latency_queries"] == overlay["evaluate"]["latency_queries"]
+
+
+def test_added_composite_shares_the_anchored_component(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    assert apply(REPO / "params.thorough.yaml", target).returncode == 0
+    text = target.read_text()
+    assert "miner: {bm25: *bm25}" in text  # an alias, not a copy: it follows bm25's edits
+    merged = load_params(target)
+    assert merged["models"]["biencoder_ft"]["miner"]["bm25"] == merged["models"]["bm25"]
+    assert merged["models"]["cross_encoder"]["components"]["hybrid"] == merged["models"]["hybrid"]
+
+
+def test_unknown_anchor_is_one_clear_error(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text("models:\n  bm25: &bm25 {family: bm25}\n")
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text('models:\n  ft: {family: biencoder_ft, miner: {bm25: "*nope"}}\n')
+    done = apply(overlay, target)
+    assert done.returncode == 1
+    assert "no node anchored &nope" in done.stderr
+    assert target.read_text() == "models:\n  bm25: &bm25 {family: bm25}\n"  # untouched
