@@ -15,7 +15,7 @@ export MLFLOW_LOGGING_LEVEL="${MLFLOW_LOGGING_LEVEL:-WARNING}" PYTHONWARNINGS="$
   HF_HUB_DISABLE_PROGRESS_BARS=1 MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
 cd "$REPO_ROOT"
 start=$SECONDS
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --runtime  # no test tools: the quick start needs none
 install_s=$((SECONDS - start))
 
 if [[ "${1:-}" == "--thorough" ]]; then
@@ -30,15 +30,25 @@ dvc repro "$@" 2>&1 | python scripts/stage_times.py
 repro_s=$((SECONDS - repro_start))
 
 heading() { printf '\n== %s ==\n' "$1"; }
+# the three tracks' reports side by side (each command loads MLflow), printed in order
+reports=$(mktemp -d)
+trap 'rm -rf "$reports"' EXIT
+i=0 pids=()
 for track in . tracks/reviews tracks/nextitem; do
+  i=$((i + 1))
   (
     cd "$track"
     heading "leaderboard: $(basename "$(pwd -P)")"
     shelflab leaderboard
     heading "champion history"
     shelflab history
-  )
+  ) >"$reports/$i" 2>&1 &
+  pids+=($!)
 done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+cat "$reports"/1 "$reports"/2 "$reports"/3
+[[ $failed -eq 0 ]] || { echo "run.sh: a leaderboard or history command failed (above)" >&2; exit 1; }
 heading "drift verdicts (tracks/reviews)"
 for summary in tracks/reviews/reports/drift/*/summary.json; do
   python -c "import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[1], 'dataset_drift:', s['dataset_drift'], 'drift_share:', round(s['drift_share'], 2), 'embedding score:', round(s['embeddings']['score'], 3))" "$summary"
