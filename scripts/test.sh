@@ -19,10 +19,10 @@ if ! layers=$(lint-imports --no-cache 2>&1); then echo "$layers"; exit 1; fi
 grep "^Contracts:" <<<"$layers"
 python scripts/check_dvc_lock.py
 set +e
-# One pytest worker per core (pytest-xdist). A test file runs on one worker, so its module
-# fixtures (an e2e track's repro) run once; the files sharing a costly session fixture share a
-# worker (tests/conftest.py). SHELFLAB_TEST_WORKERS=0 runs everything in this process.
-python -m pytest -n "${SHELFLAB_TEST_WORKERS:-logical}" --dist loadgroup --durations=15 "$@"
+# One pytest worker per core (pytest-xdist). A test file runs on one worker (loadfile), so its
+# module fixtures (an e2e track's repro) run once. (xdist's loadgroup cannot group on pytest 9:
+# it renames node ids, which pytest 9 no longer reads.) SHELFLAB_TEST_WORKERS=0: one process.
+python -m pytest -n "${SHELFLAB_TEST_WORKERS:-logical}" --dist loadfile --durations=15 "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then echo "pytest: no tests collected"; exit 0; fi

@@ -64,6 +64,19 @@ def _cast(df: pl.DataFrame, schema: dict[str, pl.DataType], source: str) -> pl.D
     return pl.DataFrame(out).with_columns([df[c] for c in df.columns if c not in schema])
 
 
+def require_unique(df: pl.DataFrame, column: str, source: str) -> None:
+    """One row per `column` value, or an InputError naming the first repeated row."""
+    dup = df[column].is_duplicated()
+    if dup.any():
+        i = int(dup.arg_max())
+        raise InputError(
+            f"duplicate {column} {df[column][i]!r}",
+            path=source,
+            row=i + 1,
+            expected=f"one row per {column}",
+        )
+
+
 def _first_null(df: pl.DataFrame, columns: list[str], source: str) -> None:
     for name in columns:
         nulls = df[name].is_null()
@@ -86,15 +99,7 @@ def validate_queries(df: pl.DataFrame, source: str = "queries") -> pl.DataFrame:
         raise InputError(
             "empty query text", path=source, row=int(empty.arg_max()) + 1, expected="non-empty text"
         )
-    dup = df[QUERY_ID].is_duplicated()
-    if dup.any():
-        i = int(dup.arg_max())
-        raise InputError(
-            f"duplicate query_id {df[QUERY_ID][i]!r}",
-            path=source,
-            row=i + 1,
-            expected="one row per query_id",
-        )
+    require_unique(df, QUERY_ID, source)
     return df
 
 

@@ -110,25 +110,9 @@ def train_data(sample_frames):
     )
 
 
-# Session fixtures too costly to build once per pytest-xdist worker: every test file that uses
-# one runs on the same worker (`--dist loadgroup`); any other file is a group of its own, so
-# its module fixtures (an e2e track's repro) also run once.
-SHARED_ONCE = ("built",)  # plugins/registry.py: bm25 + dense MiniLM evaluated on the sample
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Each test is marked with its tier, the folder under tests/ it lives in (`-m unit`), and
-    with its xdist group (see SHARED_ONCE)."""
-    by_file: dict[str, str] = {}
-    for item in items:
-        file = item.nodeid.split("::")[0]
-        shared = [name for name in SHARED_ONCE if name in item.fixturenames]
-        if shared:
-            by_file[file] = shared[0]
-        by_file.setdefault(file, file)
+    """Each test is marked with its tier, the folder under tests/ it lives in (`-m unit`)."""
     for item in items:
         parts = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts
         if parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-        item.add_marker(pytest.mark.xdist_group(by_file[item.nodeid.split("::")[0]]))

@@ -24,7 +24,15 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, require_columns
+from shelflab.contract import (
+    ITEM_ID,
+    QUERY_ID,
+    RANK,
+    SCORE,
+    TEXT,
+    require_columns,
+    require_unique,
+)
 from shelflab.errors import InputError
 
 MODEL_FILE = "shelflab-model.json"
@@ -44,15 +52,7 @@ def check_items(items: pl.DataFrame, source: str = "items") -> pl.DataFrame:
     items = items.select(
         pl.col(ITEM_ID).cast(pl.String), pl.col(TEXT).cast(pl.String).fill_null("")
     )
-    dup = items[ITEM_ID].is_duplicated()
-    if dup.any():
-        i = int(dup.arg_max())
-        raise InputError(
-            f"duplicate item_id {items[ITEM_ID][i]!r}",
-            path=source,
-            row=i + 1,
-            expected="one row per item_id",
-        )
+    require_unique(items, ITEM_ID, source)
     return items
 
 

@@ -114,6 +114,14 @@ class XGBRankerRetriever(Reranker):
                 for sub, inner in model.components.items():
                     yield f"{name}.{sub}", inner
 
+    @contextlib.contextmanager
+    def _encoding_each_query_once(self, components: dict[str, Retriever]) -> Iterator[None]:
+        with contextlib.ExitStack() as scope:
+            for _, model in self.feature_models(components):
+                if isinstance(model, DenseRetriever):
+                    scope.enter_context(model.reusing_query_embeddings())
+            yield
+
     def _features(
         self,
         components: dict[str, Retriever],
@@ -121,40 +129,30 @@ class XGBRankerRetriever(Reranker):
         items: pl.DataFrame,
         n: int,
     ) -> pl.DataFrame:
-        """(query_id, item_id, first-stage rank, features...) for the top-n candidates."""
-        with contextlib.ExitStack() as scope:  # each dense model encodes a query once here
-            for _, model in self.feature_models(components):
-                if isinstance(model, DenseRetriever):
-                    scope.enter_context(model.reusing_query_embeddings())
-            return self._feature_frame(components, queries, items, n)
-
-    def _feature_frame(
-        self,
-        components: dict[str, Retriever],
-        queries: pl.DataFrame,
-        items: pl.DataFrame,
-        n: int,
-    ) -> pl.DataFrame:
-        queries = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
-        first = components[self.params["first_stage"]].retrieve(queries, n)
-        cands = first.sort(QUERY_ID, RANK).select(QUERY_ID, ITEM_ID, RANK)
-        frame = cands
-        groups = self.params["features"]
-        if "scores" in groups:
-            for fname, model in self.feature_models(components):
-                run = first if model is components[self.params["first_stage"]] else None
-                if run is None:
-                    run = model.retrieve(queries, n)
-                exact = pair_scores(model, queries, cands)
-                feats = model_score_features(cands, run, fname, exact)
-                frame = frame.hstack(feats.drop(QUERY_ID, ITEM_ID))
-        text_groups = [g for g in groups if g != "scores"]
-        if text_groups:
-            pairs = cands.join(
-                queries.rename({TEXT: QUERY_TEXT}), on=QUERY_ID, how="left", maintain_order="left"
-            ).join(items.rename({TEXT: ITEM_TEXT}), on=ITEM_ID, how="left", maintain_order="left")
-            frame = frame.hstack(text_feature_frame(pairs, text_groups).drop(QUERY_ID, ITEM_ID))
-        return frame
+        """(query_id, item_id, first-stage rank, features...) for the top-n candidates; each
+        dense model encodes a query once however many features ask for it."""
+        with self._encoding_each_query_once(components):
+            queries = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
+            first = components[self.params["first_stage"]].retrieve(queries, n)
+            cands = first.sort(QUERY_ID, RANK).select(QUERY_ID, ITEM_ID, RANK)
+            frame = cands
+            groups = self.params["features"]
+            if "scores" in groups:
+                for fname, model in self.feature_models(components):
+                    run = first if model is components[self.params["first_stage"]] else None
+                    if run is None:
+                        run = model.retrieve(queries, n)
+                    exact = pair_scores(model, queries, cands)
+                    feats = model_score_features(cands, run, fname, exact)
+                    frame = frame.hstack(feats.drop(QUERY_ID, ITEM_ID))
+            text_groups = [g for g in groups if g != "scores"]
+            if text_groups:
+                keep = {"how": "left", "maintain_order": "left"}
+                pairs = cands.join(queries.rename({TEXT: QUERY_TEXT}), on=QUERY_ID, **keep).join(
+                    items.rename({TEXT: ITEM_TEXT}), on=ITEM_ID, **keep
+                )
+                frame = frame.hstack(text_feature_frame(pairs, text_groups).drop(QUERY_ID, ITEM_ID))
+            return frame
 
     # --- train@ -----------------------------------------------------------------------
     def fit(self, train: TrainData) -> None:
