@@ -3,22 +3,15 @@ from pathlib import Path
 
 import pytest
 
+from shelflab.config import quiet_environment
+
 REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e")
 
 # Fixtures shared across tiers (the integration tests reuse the unit tiers' built models).
 pytest_plugins = ["plugins.models", "plugins.registry", "plugins.tuning", "plugins.sequences"]
 
-for key, value in {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(key, value)
+quiet_environment()  # telemetry off, model hubs offline (as every shelflab entry point)
 
 # Under pytest-xdist each worker gets its share of the cores: a torch / BLAS thread pool per
 # worker as wide as the machine oversubscribes it (set before anything imports torch or numpy).
