@@ -141,13 +141,46 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read: {exc}", path=path) from None
 
 
+def _fast_fields(data: bytes, names: list[str | None]) -> pl.DataFrame | None:
+    """The common layout (ASCII, one space between fields, one line per row, as trec_eval and
+    every ranker write it) through polars' CSV reader: several times faster than splitting
+    lines. None for any other layout (tabs, runs of spaces, blank lines, CR line ends, non-ASCII
+    text) or any bad line: the exact reader then reads it and names the line."""
+    if not data or not data.isascii() or data.startswith(b"\n") or b"\n\n" in data:
+        return None
+    columns = [f"_f{i}" for i in range(len(names))]
+    try:
+        df = pl.read_csv(
+            data,
+            separator=" ",
+            has_header=False,
+            quote_char=None,
+            schema=dict.fromkeys(columns, pl.String),
+        )
+    except pl.exceptions.PolarsError:
+        return None  # a line with too many fields
+    odd = pl.any_horizontal(
+        pl.all().is_null() | pl.all().str.contains_any(["\t", "\r", "\x0b", "\x0c"])
+    )
+    if df.height == 0 or df.select(odd.any()).item():
+        return None  # an empty field (two spaces, a line's end), too few fields, other spaces
+    return df.with_row_index("row", offset=1).select(
+        pl.col("row").cast(pl.Int64),
+        *[pl.col(c).alias(n) for c, n in zip(columns, names, strict=True) if n is not None],
+    )
+
+
 def _read_trec(path: Path, names: list[str | None], expected: str) -> pl.DataFrame:
     """Split each non-blank line on whitespace into len(names) fields (None = ignored field);
     column `row` keeps the 1-based line number."""
+    data = _read_bytes(path)
+    fast = _fast_fields(data, names)
+    if fast is not None:
+        return fast
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = _read_bytes(path)[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise InputError("not UTF-8 text", path=path, row=line, expected=expected) from None
     lines = pl.DataFrame({"line": text.split("\n")}).with_row_index("row", offset=1)
     fields = lines.select(

@@ -224,3 +224,44 @@ def test_write_qrels_round_trip(tmp_path):
     write_qrels_trec(qrels, path)
     assert path.read_text() == "q 0 a 1.33\nq 0 b 2\n"
     assert read_qrels(path).sort("item_id").equals(qrels.sort("item_id"))
+
+
+RUN_LINES = [
+    "q1 Q0 d7 1 2.5 run",
+    "q1 Q0 d3 2 1.25 run",
+    'q2 Q0 "d9" 1 0.5 run',  # quotes are part of an id
+    "q2 Q0 d1 2 -1e-3 run",
+]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda lines: "\n".join(lines) + "\n",  # one space: polars' CSV reader
+        lambda lines: "\n".join(lines),  # no final newline: the same reader
+        lambda lines: "\n".join(x.replace(" ", "\t") for x in lines) + "\n",  # tabs: exact one
+        lambda lines: "\n\n".join("  " + x.replace(" ", "   ") for x in lines) + "\n",
+        lambda lines: "\r\n".join(lines) + "\r\n",
+        lambda lines: "\n".join([*lines[:3], lines[3].replace("d1", "d\u00e91")]) + "\n",
+    ],
+)
+def test_every_whitespace_layout_reads_the_same(tmp_path, layout):
+    exact = tmp_path / "exact.run"
+    exact.write_text("\n\n".join(RUN_LINES) + "\n")  # blank lines: always the exact reader
+    other = tmp_path / "other.run"
+    other.write_text(layout(RUN_LINES), encoding="utf-8")
+    a, b = read_run(exact), read_run(other)
+    if "\u00e9" in other.read_text(encoding="utf-8"):
+        b = b.with_columns(pl.col("item_id").str.replace("\u00e9", ""))
+    assert a.equals(b)
+    assert a.filter(pl.col("query_id") == "q2")["item_id"].to_list() == ['"d9"', "d1"]
+
+
+def test_fast_layout_still_names_the_bad_line(tmp_path):
+    path = tmp_path / "bad.run"
+    path.write_text("\n".join([*RUN_LINES[:2], "q1 Q0 d8 3 oops run", RUN_LINES[3]]) + "\n")
+    with pytest.raises(InputError, match=r"row 3.*score"):
+        read_run(path)
+    path.write_text("\n".join([*RUN_LINES[:2], "q1 Q0 d8 3", RUN_LINES[3]]) + "\n")
+    with pytest.raises(InputError, match=r"row 3: 4 field"):
+        read_run(path)
