@@ -21,6 +21,9 @@ Timed end to end from polars DataFrames (the form runs and qrels have in ShelfLa
   is shown too, timed once) + RelevanceEvaluator + evaluate;
 - ranx: the same conversion + Qrels/Run construction + evaluate (JIT compiled beforehand).
 
+Then from TREC files, as `shelflab evaluate --qrels --run` reads them: read_qrels + read_run
+(parse and validate) + evaluate against pytrec_eval's parse_qrel + parse_run + evaluate.
+
     python bench/bench_metrics.py                 # all 56,616 queries
     python bench/bench_metrics.py --variants 2    # 18,872 queries, quicker
 """
@@ -183,6 +186,46 @@ def timed(fn: Callable, repeat: int) -> tuple[float, object]:
     return best, out
 
 
+def from_files(
+    qrels: pl.DataFrame,
+    int_qrels: pl.DataFrame,
+    run: pl.DataFrame,
+    repeat: int,
+    means: dict[str, float],
+) -> None:
+    """`shelflab evaluate --qrels --run` from TREC files (read, validate, evaluate) against
+    pytrec_eval's own parse_qrel / parse_run + evaluate of the same files, side by side."""
+    import tempfile
+
+    import pytrec_eval
+
+    from shelflab.data_io.trec import read_qrels, read_run, write_qrels_trec, write_run_trec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {name: Path(tmp) / name for name in ("q", "q_int", "run")}
+        write_qrels_trec(qrels, files["q"])
+        write_qrels_trec(int_qrels.select("query_id", "item_id", pl.col("g").alias("grade")),
+                         files["q_int"])  # fmt: skip
+        write_run_trec(run, files["run"])
+        mb = files["run"].stat().st_size / 2**20
+
+        def ours():
+            return evaluate(read_qrels(files["q"]), read_run(files["run"]), METRICS)
+
+        def theirs():
+            with files["q_int"].open() as fq, files["run"].open() as fr:
+                q, r = pytrec_eval.parse_qrel(fq), pytrec_eval.parse_run(fr)
+            measures = {"ndcg_cut.10", "recall.100", "recip_rank", "map_cut.100"}
+            return pytrec_eval.RelevanceEvaluator(q, measures, relevance_level=100).evaluate(r)
+
+        t_ours, got = timed(ours, repeat)
+        t_pt, _ = timed(theirs, repeat)
+    assert all(abs(got.means[m] - means[m]) < 1e-12 for m in METRICS)
+    print(f"\nfrom TREC files ({mb:.0f} MB run): read + validate + evaluate, best of {repeat}")
+    print(f"{'shelflab read_qrels/read_run':28s} {t_ours:8.2f} s")
+    print(f"{'pytrec_eval parse + eval':28s} {t_pt:8.2f} s   = {t_pt / t_ours:.2f} x ours")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", type=int, default=6, help="scorers (x 9,436 queries)")
@@ -284,6 +327,7 @@ def main() -> None:
               f"{total / t_shuf:16.1f}")  # fmt: skip
     print(f"\nmax |ours - pytrec_eval| = {d_pt:.2e}; max |ours - ranx| = {d_rx:.2e}")
     print("means:", {m: round(v, 6) for m, v in ours.means.items()})
+    from_files(qrels, int_qrels, run, args.repeat, ours.means)
     if max(d_pt, d_rx) > 1e-9:
         raise SystemExit("values disagree")
 
