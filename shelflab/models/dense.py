@@ -120,15 +120,13 @@ class DenseRetriever(Retriever):
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         texts = [self.params["query_prefix"] + t for t in texts]
         memo = self._query_memo
-        if memo is None:
+        if memo is None or not texts:
             return self._encode(texts)
         import numpy as np
 
         new = list(dict.fromkeys(t for t in texts if t not in memo))
         if new:
             memo.update(zip(new, self._encode(new), strict=True))
-        if not texts:
-            return self._encode([])
         return np.stack([memo[t] for t in texts])
 
     @contextlib.contextmanager

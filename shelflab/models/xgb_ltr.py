@@ -45,7 +45,6 @@ from shelflab.atomic import write_json
 from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
 from shelflab.models.base import RUN_COLUMNS, Retriever, TrainData, check_items, empty_run
-from shelflab.models.bm25 import BM25Retriever
 from shelflab.models.composite import COMPONENTS, check_components
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.features import (
@@ -56,6 +55,7 @@ from shelflab.models.features import (
     text_feature_frame,
 )
 from shelflab.models.hybrid import HybridRetriever
+from shelflab.models.pair_scores import pair_scores
 from shelflab.models.params import Param
 from shelflab.models.reranker import Reranker, reranker_params
 from shelflab.models.training import built_models, has_valid, report_valid, require_positive
@@ -131,12 +131,12 @@ class XGBRankerRetriever(Reranker):
     ) -> pl.DataFrame:
         """(query_id, item_id, first-stage rank, features...) for the top-n candidates; each
         dense model encodes a query once however many features ask for it."""
+        queries = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
+        groups = self.params["features"]
         with self._encoding_each_query_once(components):
-            queries = queries.select(pl.col(QUERY_ID).cast(pl.String), pl.col(TEXT).cast(pl.String))
             first = components[self.params["first_stage"]].retrieve(queries, n)
             cands = first.sort(QUERY_ID, RANK).select(QUERY_ID, ITEM_ID, RANK)
             frame = cands
-            groups = self.params["features"]
             if "scores" in groups:
                 for fname, model in self.feature_models(components):
                     run = first if model is components[self.params["first_stage"]] else None
@@ -145,14 +145,13 @@ class XGBRankerRetriever(Reranker):
                     exact = pair_scores(model, queries, cands)
                     feats = model_score_features(cands, run, fname, exact)
                     frame = frame.hstack(feats.drop(QUERY_ID, ITEM_ID))
-            text_groups = [g for g in groups if g != "scores"]
-            if text_groups:
-                keep = {"how": "left", "maintain_order": "left"}
-                pairs = cands.join(queries.rename({TEXT: QUERY_TEXT}), on=QUERY_ID, **keep).join(
-                    items.rename({TEXT: ITEM_TEXT}), on=ITEM_ID, **keep
-                )
-                frame = frame.hstack(text_feature_frame(pairs, text_groups).drop(QUERY_ID, ITEM_ID))
-            return frame
+        text_groups = [g for g in groups if g != "scores"]
+        if text_groups:
+            pairs = cands.join(
+                queries.rename({TEXT: QUERY_TEXT}), on=QUERY_ID, how="left", maintain_order="left"
+            ).join(items.rename({TEXT: ITEM_TEXT}), on=ITEM_ID, how="left", maintain_order="left")
+            frame = frame.hstack(text_feature_frame(pairs, text_groups).drop(QUERY_ID, ITEM_ID))
+        return frame
 
     # --- train@ -----------------------------------------------------------------------
     def fit(self, train: TrainData) -> None:
@@ -372,44 +371,6 @@ def _dmatrix(frame: pl.DataFrame, names: list[str], binary: bool) -> Any:
         qid=qid,
         feature_names=names,
     )
-
-
-def pair_scores(model: Retriever, queries: pl.DataFrame, pairs: pl.DataFrame) -> list[float] | None:
-    """Exact scores of `model` for every (query_id, item_id) pair, or None when the family has
-    no cheap way to score arbitrary pairs."""
-    import numpy as np
-
-    if hasattr(model, "score_pairs"):
-        return list(model.score_pairs(queries, pairs))
-    qids = queries[QUERY_ID].to_list()
-    texts = queries[TEXT].fill_null("").to_list()
-    row_of_query = {q: i for i, q in enumerate(qids)}
-    pq = [row_of_query[q] for q in pairs[QUERY_ID].to_list()]
-    if isinstance(model, DenseRetriever):
-        model._require_index()
-        assert model._emb is not None and model._ids is not None
-        row_of_item = {str(i): r for r, i in enumerate(model._ids.tolist())}
-        pi = np.asarray([row_of_item[i] for i in pairs[ITEM_ID].to_list()], dtype=np.int64)
-        q = model.embed_queries(texts)
-        return np.einsum("ij,ij->i", q[pq], model._emb[pi]).astype(np.float64).tolist()
-    if isinstance(model, BM25Retriever):
-        bm25, ids = model._bm25, model._item_ids
-        if bm25 is None or ids is None:
-            raise ConfigError(f"model {model.name!r}: call build_index or open_index first")
-        row_of_item = {str(i): r for r, i in enumerate(ids.tolist())}
-        pi = np.asarray([row_of_item[i] for i in pairs[ITEM_ID].to_list()], dtype=np.int64)
-        vocab = bm25.vocab_dict
-        tokens = model._tokenize(texts)
-        out = np.zeros(len(pq), dtype=np.float64)
-        pq_arr = np.asarray(pq, dtype=np.int64)
-        for qi in np.unique(pq_arr):
-            known = [t for t in tokens[qi] if t in vocab and t != ""]
-            if not known:
-                continue
-            mask = pq_arr == qi
-            out[mask] = bm25.get_scores(known)[pi[mask]]
-        return out.tolist()
-    return None
 
 
 def plot_feature_importance(model: XGBRankerRetriever, out_png: str | Path, top: int = 30) -> Path:
