@@ -44,6 +44,10 @@ class Layout:
     def curve(self, name: str) -> Path:
         return self.root / "plots" / "metric_at_k" / f"{name}.csv"
 
+    def timings(self, stage: str) -> Path:
+        """A stage's wall / CPU / peak RSS (written by every stage: `dvc metrics show`)."""
+        return self.root / "metrics" / "timings" / f"{stage}.json"
+
     @property
     def cache_dir(self) -> Path:
         return self.root / ".cache" / "shelflab"

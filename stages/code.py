@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from shelflab.atomic import atomic_dir
+from shelflab.cli.stage import run_stage
 from shelflab.config import load_params
 from shelflab.pipeline.provenance import code_manifest
 
@@ -55,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("code", main)

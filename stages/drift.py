@@ -5,8 +5,8 @@ queries against its test-split metrics. Writes reports/drift/<batch>/{report.htm
 import json
 import sys
 
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
-from shelflab.errors import ShelfLabError
 from shelflab.layout import Layout
 
 EXIT_DRIFT = 3
@@ -42,8 +42,4 @@ def main(batch_name: str) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1]))
-    except ShelfLabError as err:
-        print(f"drift: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_stage(f"drift@{sys.argv[1]}", main, sys.argv[1])

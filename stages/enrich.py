@@ -3,6 +3,7 @@
 import polars as pl
 
 from shelflab.atomic import atomic_dir
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
 from shelflab.textnorm import normalize_frame
@@ -21,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("enrich", main)

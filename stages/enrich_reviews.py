@@ -4,6 +4,7 @@ items normalised like the search track's."""
 import polars as pl
 
 from shelflab.atomic import atomic_dir, write_json
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
 from shelflab.reviews.enrich import enrich_items
@@ -27,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("enrich", main)

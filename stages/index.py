@@ -6,6 +6,7 @@ import time
 import polars as pl
 
 from shelflab.atomic import atomic_dir
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
 from shelflab.models import load
@@ -26,4 +27,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(f"index@{sys.argv[1]}", main, sys.argv[1])

@@ -1,6 +1,7 @@
 """ingest: raw files of `data.format` in `data.dir` -> validated items / queries / qrels."""
 
 from shelflab.atomic import write_json, write_parquet
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.data_io.loaders import load_search_dataset
 from shelflab.layout import Layout
@@ -34,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("ingest", main)

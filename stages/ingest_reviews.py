@@ -1,6 +1,7 @@
 """ingest (review track): review + catalog files -> reviews, items, queries, qrels, quarantine."""
 
 from shelflab.atomic import write_json, write_parquet
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.data_io.amazon import load_review_dataset
 from shelflab.layout import Layout
@@ -48,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("ingest", main)

@@ -2,6 +2,7 @@
 contract tables (queries with histories, qrels, splits), with the quarantine."""
 
 from shelflab.atomic import write_json, write_parquet
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.layout import Layout
@@ -58,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("ingest", main)

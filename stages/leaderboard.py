@@ -5,6 +5,7 @@ import json
 import polars as pl
 
 from shelflab.atomic import write_json, write_text
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
 from shelflab.layout import Layout
@@ -61,4 +62,4 @@ def _stats(params: dict, cfg: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("leaderboard", main)

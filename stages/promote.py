@@ -4,6 +4,7 @@ registered champion; the gate in `shelflab.registry.promotion` decides."""
 import json
 
 from shelflab.atomic import write_json
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params, tracking_uri
 from shelflab.layout import Layout
 from shelflab.registry.pipeline_model import registered_name
@@ -64,4 +65,4 @@ def _model_key(uri: str, name: str, version: str) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("promote", main)

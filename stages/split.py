@@ -7,6 +7,7 @@
 import polars as pl
 
 from shelflab.atomic import write_json, write_parquet
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
 from shelflab.protocols.random_split import split_queries
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("split", main)

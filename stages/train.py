@@ -4,6 +4,7 @@ import sys
 import time
 
 from shelflab.atomic import atomic_dir
+from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params, model_spec
 from shelflab.layout import Layout
 from shelflab.models import create
@@ -24,4 +25,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(f"train@{sys.argv[1]}", main, sys.argv[1])

@@ -4,8 +4,8 @@ models without a search space). Always resumes: a killed `dvc repro` continues t
 import sys
 import time
 
-from shelflab.config import find_root, load_params, quiet_environment
-from shelflab.errors import ShelfLabError
+from shelflab.cli.stage import run_stage
+from shelflab.config import find_root, load_params
 from shelflab.tuning.run import tune_from_params
 
 
@@ -18,9 +18,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    quiet_environment()  # before MLflow is imported, as the CLI did for this stage
-    try:
-        main(sys.argv[1])
-    except ShelfLabError as err:
-        print(f"tune@{sys.argv[1]}: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_stage(f"tune@{sys.argv[1]}", main, sys.argv[1])

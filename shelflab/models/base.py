@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,6 +46,35 @@ def empty_run() -> pl.DataFrame:
     return pl.DataFrame(
         schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64, RANK: pl.Int64}
     )
+
+
+QUERY_BLOCK = 500  # queries per call in by_query_blocks: one progress update each
+
+
+def by_query_blocks(
+    queries: pl.DataFrame,
+    work: Callable[[pl.DataFrame], pl.DataFrame],
+    label: str,
+    *,
+    enabled: bool = True,
+    block: int = QUERY_BLOCK,
+) -> pl.DataFrame:
+    """`work` over consecutive blocks of `queries`, concatenated in order, with a progress line
+    every few seconds (models score each query on its own, so blocks change no result)."""
+    from shelflab.timing import Progress, batches
+
+    if queries.height <= block:
+        with Progress(label, queries.height, "queries", enabled=enabled) as progress:
+            out = work(queries)
+            progress.update(queries.height)
+        return out
+    parts = []
+    with Progress(label, queries.height, "queries", enabled=enabled) as progress:
+        for start, stop in batches(queries.height, block):
+            parts.append(work(queries.slice(start, stop - start)))
+            progress.update(stop - start)
+    parts = [part for part in parts if part.height] or parts[:1]
+    return pl.concat(parts, how="vertical_relaxed")
 
 
 def check_items(items: pl.DataFrame, source: str = "items") -> pl.DataFrame:

@@ -55,6 +55,7 @@ from shelflab.models.training import (
     score_run,
     seed_everything,
 )
+from shelflab.timing import Progress
 
 ENCODER_DIR = "encoder"
 HISTORY_FILE = "biencoder_ft.json"
@@ -360,6 +361,7 @@ def _train(
 
     stop = validate()  # step 0: the zero-shot encoder
     model.train()
+    progress = Progress(f"{self.name}: train", total, "steps", enabled=ctx.show_progress)
     for epoch in range(p["epochs"]):
         if stop:
             break
@@ -375,13 +377,13 @@ def _train(
             opt.zero_grad()
             step += 1
             losses.append(float(loss.detach()))
-            if ctx.show_progress and step % 50 == 0:
-                _log(f"{self.name}: epoch {epoch + 1} step {step}/{total} loss {losses[-1]:.4f}")
+            progress.update(1, epoch=epoch + 1, loss=losses[-1])
             if step % every == 0 and (stop := validate()):
                 break
         mean = sum(losses) / max(1, len(losses))
         hist.setdefault("epoch_loss", []).append(mean)
         _log(f"{self.name}: epoch {epoch + 1}/{p['epochs']} mean loss {mean:.4f}")
+    progress.close()
     if evalset is not None and step % every != 0:
         validate()  # the last steps' weights are candidates too
     stopper.restore()  # no valid split: the last weights

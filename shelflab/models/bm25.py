@@ -81,7 +81,7 @@ class BM25Retriever(Retriever):
         tokens = self._tokenize(items[TEXT].to_list())
         p = self.params
         bm25 = bm25s.BM25(k1=p["k1"], b=p["b"], delta=p["delta"], method=p["method"])
-        bm25.index(tokens, show_progress=self.ctx.show_progress)
+        bm25.index(tokens, show_progress=False)  # seconds even on the full catalog
         index_dir = Path(index_dir)
         bm25.save(str(index_dir / "bm25s"), show_progress=False)
         write_parquet(items.select(ITEM_ID), index_dir / "item_ids.parquet")
@@ -142,7 +142,7 @@ class BM25Retriever(Retriever):
             [known[i] for i in keep],
             k=kk,
             sorted=True,
-            show_progress=self.ctx.show_progress,
+            show_progress=False,
             n_threads=self.params["n_threads"],
         )
         out_q, out_d, out_s = [], [], []

@@ -84,7 +84,7 @@ def build_chroma(
     """Create the collection at `path` (a fresh directory), or named `name` on the server at
     `url` (replacing one of that name), and add all vectors in batches no larger than the
     client's max batch size. Returns the stored HNSW configuration."""
-    from tqdm.auto import tqdm
+    from shelflab.timing import Progress, batches
 
     client = _http_client(url) if url else _client(path)
     try:
@@ -103,8 +103,10 @@ def build_chroma(
             embedding_function=None,
         )
         step = max(1, min(client.get_max_batch_size(), 5000))
-        for start in tqdm(range(0, len(ids), step), disable=not show_progress, desc="chroma add"):
-            col.add(ids=ids[start : start + step], embeddings=embeddings[start : start + step])
+        with Progress("chroma add", len(ids), "vectors", enabled=show_progress) as progress:
+            for start, stop in batches(len(ids), step):
+                col.add(ids=ids[start:stop], embeddings=embeddings[start:stop])
+                progress.update(stop - start)
         count = col.count()
         if count != len(ids):  # pragma: no cover - would be a Chroma bug
             raise RuntimeError(f"chroma holds {count} vectors, expected {len(ids)}")

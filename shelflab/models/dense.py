@@ -112,10 +112,13 @@ class DenseRetriever(Retriever):
             )
         return self._encoder
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], label: str = "encode queries") -> np.ndarray:
         from shelflab.models.encoders import encode
 
-        return encode(self.encoder, texts, self.params["batch_size"], self.ctx.show_progress)
+        return encode(self.encoder, texts, self.params["batch_size"], self.ctx.show_progress, label)
+
+    def _encode_items(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, f"{self.name}: embed catalog")
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         texts = [self.params["query_prefix"] + t for t in texts]
@@ -149,14 +152,14 @@ class DenseRetriever(Retriever):
         texts = [self.params["item_prefix"] + t for t in texts]
         if not self.params["cache"]:
             self.index_stats = {"requested": len(texts), "cached": 0, "embedded": len(texts)}
-            return self._encode(texts)
+            return self._encode_items(texts)
         cache = EmbeddingCache(
             self.ctx.cache_dir,
             self.model_key,
             lambda: embedding_dim(self.encoder),  # loads the model only on a cold cache
             info={"model": self.params["model"], "path": str(self.model_path)},
         )
-        out = cache.embed(texts, self._encode)
+        out = cache.embed(texts, self._encode_items)
         self.index_stats = dict(cache.last)
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shelflab.errors import ConfigError
+from shelflab.timing import DEVICES
 
 
 def resolve_device(requested: str | None = "auto", ctx_device: str | None = None) -> str:
@@ -10,6 +11,12 @@ def resolve_device(requested: str | None = "auto", ctx_device: str | None = None
     (ModelContext.device) wins unless it is "auto" too; else CUDA when
     `torch.cuda.is_available()`, else CPU. Asking for CUDA on a machine without it is a
     ConfigError rather than a silent fallback."""
+    choice = _choose(requested, ctx_device)
+    DEVICES["torch"] = choice  # the stage's closing line says where its models ran
+    return choice
+
+
+def _choose(requested: str | None, ctx_device: str | None) -> str:
     import torch
 
     choice = requested or "auto"

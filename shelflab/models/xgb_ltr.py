@@ -44,7 +44,14 @@ import polars as pl
 from shelflab.atomic import write_json
 from shelflab.contract import GRADE, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT, add_rank, require_columns
 from shelflab.errors import ConfigError, InputError
-from shelflab.models.base import RUN_COLUMNS, Retriever, TrainData, check_items, empty_run
+from shelflab.models.base import (
+    RUN_COLUMNS,
+    Retriever,
+    TrainData,
+    by_query_blocks,
+    check_items,
+    empty_run,
+)
 from shelflab.models.composite import COMPONENTS, check_components
 from shelflab.models.dense import DenseRetriever
 from shelflab.models.features import (
@@ -241,11 +248,11 @@ class XGBRankerRetriever(Reranker):
             return hit[2], hit[3]
         items = check_items(train.items)
         with built_models(p[COMPONENTS], items, self.ctx, "xgb_ltr") as comps:
-            tr = self._labelled(comps, train.train_queries, train.train_qrels, items)
+            tr = self._labelled(comps, train.train_queries, train.train_qrels, items, "train")
             va = None
             if valid:
                 assert train.valid_queries is not None and train.valid_qrels is not None
-                va = self._labelled(comps, train.valid_queries, train.valid_qrels, items)
+                va = self._labelled(comps, train.valid_queries, train.valid_qrels, items, "valid")
         _FRAMES["last"] = (key, train, tr, va)
         return tr, va
 
@@ -255,6 +262,7 @@ class XGBRankerRetriever(Reranker):
         queries: pl.DataFrame,
         qrels: pl.DataFrame,
         items: pl.DataFrame,
+        label: str,
     ) -> pl.DataFrame:
         """Features + grade (unjudged = 0) of the queries' candidates; queries without a
         relevant candidate dropped; sorted by query (xgboost wants contiguous groups)."""
@@ -266,7 +274,12 @@ class XGBRankerRetriever(Reranker):
         queries = queries.filter(pl.col(QUERY_ID).cast(pl.String).is_in(judged[QUERY_ID].implode()))
         if queries.height == 0:
             return pl.DataFrame()
-        frame = self._features(comps, queries, items, self.params["candidates"])
+        frame = by_query_blocks(
+            queries,
+            lambda block: self._features(comps, block, items, self.params["candidates"]),
+            f"{self.name}: features {label}",
+            enabled=self.ctx.show_progress,
+        )
         frame = frame.join(judged, on=[QUERY_ID, ITEM_ID], how="left", maintain_order="left")
         frame = frame.with_columns(pl.col(GRADE).fill_null(0.0).clip(lower_bound=0.0))
         frame = frame.filter((pl.col(GRADE) > 0).any().over(QUERY_ID))

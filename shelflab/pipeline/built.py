@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ from shelflab.layout import Layout
 ENRICH_FILE = "text-normalization.json"
 
 
-def model_context(layout: Layout, show_progress: bool | None = None):
-    """Device "auto" (each model picks CUDA when present); progress bars only on a terminal."""
+def model_context(layout: Layout, show_progress: bool = True):
+    """Device "auto" (each model picks CUDA when present); progress lines (periodic lines, not
+    terminal bars, so they read well in a captured log) unless turned off."""
     from shelflab.models.base import ModelContext
 
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
     return ModelContext(cache_dir=layout.cache_dir, show_progress=show_progress)
 
 
@@ -46,7 +44,7 @@ def train_data(layout: Layout):
     )
 
 
-def open_built_model(layout: Layout, name: str, show_progress: bool | None = None):
+def open_built_model(layout: Layout, name: str, show_progress: bool = True):
     """Open the model `name` as the last `dvc repro` built it."""
     from shelflab.models import open_model
 

@@ -12,6 +12,7 @@ import polars as pl
 
 from shelflab.evaluation.harness import evaluate
 from shelflab.evaluation.significance import summarize
+from shelflab.models.base import by_query_blocks
 from shelflab.pipeline.built import split_frame
 from shelflab.registry.tracking import metric_key
 
@@ -55,7 +56,11 @@ def evaluate_model(
     for split in cfg["splits"]:
         split_queries = split_frame(queries, splits, split)
         start = time.perf_counter()
-        run = model.retrieve(split_queries, cfg["k"])
+        run = by_query_blocks(
+            split_queries,
+            lambda block: model.retrieve(block, cfg["k"]),
+            f"{model.name}: retrieve {split}",
+        )
         ms_per_query = 1000 * (time.perf_counter() - start) / max(1, split_queries.height)
         report.runs[split] = run
         wanted = cfg["metrics"] + (curve_metrics if split == CURVE_SPLIT else [])

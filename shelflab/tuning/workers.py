@@ -10,6 +10,7 @@ from typing import Any
 
 from shelflab.layout import Layout
 from shelflab.models.base import ModelContext, TrainData
+from shelflab.timing import Progress
 from shelflab.tuning.objective import Evaluator
 from shelflab.tuning.settings import make_pruner, make_sampler, quiet_optuna
 from shelflab.tuning.spaces import apply_params, suggest
@@ -85,14 +86,27 @@ def optimize(job: Job, study=None, data: TrainData | None = None) -> None:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             raise
 
+    label = f"tune@{job.name}" + (f" worker {job.worker}" if job.worker else "")
+    progress = Progress(label, job.n_trials, "trials", every=0)  # one line per trial
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        shown = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
+        try:
+            best = f"{study.best_value:.4f}"
+        except ValueError:  # no completed trial yet
+            best = "-"
+        progress.update(1, trial=f"#{trial.number} {shown}", best=best)
+
     study.optimize(
         objective,
         n_trials=job.n_trials,
         timeout=job.cfg.get("timeout"),
         catch=(Exception,),
+        callbacks=[report],
         gc_after_trial=False,
         show_progress_bar=False,
     )
+    progress.close()
 
 
 def worker_main(job: Job) -> None:  # spawned process entry point

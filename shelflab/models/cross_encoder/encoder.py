@@ -90,13 +90,21 @@ def predict_logits(
     import numpy as np
     import torch
 
+    from shelflab.timing import Progress, batches
+
     if not query_texts:
         return np.zeros(0, dtype=np.float64)
-    scores = ce.predict(
-        list(zip(query_texts, item_texts, strict=True)),
-        batch_size=PREDICT_BATCH,
-        activation_fn=torch.nn.Identity(),
-        convert_to_numpy=True,
-        show_progress_bar=show_progress,
-    )
-    return np.asarray(scores, dtype=np.float64).reshape(-1)
+    pairs = list(zip(query_texts, item_texts, strict=True))
+    out = np.empty(len(pairs), dtype=np.float64)
+    with Progress("cross-encoder score", len(pairs), "pairs", enabled=show_progress) as progress:
+        for start, stop in batches(len(pairs), PREDICT_BATCH * 16):
+            scores = ce.predict(
+                pairs[start:stop],
+                batch_size=PREDICT_BATCH,
+                activation_fn=torch.nn.Identity(),
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[start:stop] = np.asarray(scores, dtype=np.float64).reshape(-1)
+            progress.update(stop - start)
+    return out

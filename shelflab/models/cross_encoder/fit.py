@@ -31,12 +31,11 @@ from shelflab.models.training import (
     score_run,
     seed_everything,
 )
+from shelflab.timing import Progress
 
 if TYPE_CHECKING:
     from shelflab.models.base import TrainData
     from shelflab.models.cross_encoder.model import CrossEncoderRetriever
-
-PROGRESS_EVERY = 50  # steps between progress lines (ctx.show_progress)
 
 
 def log(message: str) -> None:
@@ -104,7 +103,9 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
         log(f"{name}: epoch 0 (first stage {p['first_stage']!r}) valid ndcg@10 {base:.4f}")
     stopper = EarlyStopping.for_module(ce, p["patience"])
     epochs_run = 0
-    for epoch, loss in train_epochs(ce, pairs, p, name=name, progress=model.ctx.show_progress):
+    for epoch, loss in train_epochs(
+        ce, pairs, p, name=name, progress_lines=model.ctx.show_progress
+    ):
         epochs_run = epoch
         history["loss"].append(loss)
         if va_first is None:
@@ -155,7 +156,7 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
 
 
 def train_epochs(
-    ce: Any, pairs: pl.DataFrame, p: dict[str, Any], *, name: str, progress: bool = False
+    ce: Any, pairs: pl.DataFrame, p: dict[str, Any], *, name: str, progress_lines: bool = False
 ) -> Iterator[tuple[int, float]]:
     """Train `ce` on `pairs` epoch by epoch (params `p`); yields (epoch, mean loss) after each
     one, in eval mode (the caller validates, then resumes or stops)."""
@@ -179,7 +180,7 @@ def train_epochs(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(p["seed"])
     device = ce.device
-    step = 0
+    progress = Progress(f"{name}: train", total, "steps", enabled=progress_lines)
     for epoch in range(1, p["epochs"] + 1):
         ce.train()
         order = torch.randperm(len(texts), generator=gen).tolist()
@@ -194,10 +195,10 @@ def train_epochs(
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
             total_loss += float(loss.detach()) * len(idx)
             seen += len(idx)
-            if progress and step % PROGRESS_EVERY == 0:
-                log(f"{name}: epoch {epoch} step {step}/{total} loss {float(loss.detach()):.4f}")
+            progress.update(1, epoch=epoch, loss=float(loss.detach()))
         ce.eval()
+        if epoch == p["epochs"]:
+            progress.close()  # an early stop leaves it open: the step count would mislead
         yield epoch, total_loss / max(seen, 1)
