@@ -14,7 +14,13 @@ from shelflab.layout import Layout
 from shelflab.pipeline.built import open_built_model
 from shelflab.pipeline.evaluate import evaluate_model
 from shelflab.registry.pipeline_model import register_pipeline, registered_name
-from shelflab.registry.tracking import data_hash, git_commit, log_evaluation
+from shelflab.registry.tracking import (
+    data_hash,
+    evaluation_inputs,
+    git_commit,
+    log_evaluation,
+    metric_key,
+)
 
 
 def main(name: str) -> None:
@@ -123,11 +129,22 @@ def split_description(split: dict) -> str:
 
 
 def _log(root, params, name, model, report, artifacts, tags, extra: Path) -> str:
-    """One MLflow run; learned rankers also get their feature-importance plot (MLflow only)."""
+    """One MLflow run; learned rankers also get their feature-importance plot (MLflow only).
+    The run lists the queries and qrels of each evaluated split and the catalog it read (its
+    Dataset column); the UI's leaderboard view shows the test leaderboard metrics."""
     if hasattr(model, "feature_importance"):
         png = extra / "feature_importance.png"
         title = f"{name}: feature importance"
         artifacts = [*artifacts, importance_plot(model.feature_importance(), title, png)]
+    layout = Layout(root)
+    inputs = evaluation_inputs(
+        params["data"]["name"],
+        queries=layout.enriched / "queries.parquet",
+        qrels=layout.qrels,
+        splits=layout.splits,
+        items=layout.enriched / "items.parquet",
+        split_names=report.runs,
+    )
     return log_evaluation(
         tracking_uri=tracking_uri(params, root),
         experiment=experiment_name(params),
@@ -137,6 +154,8 @@ def _log(root, params, name, model, report, artifacts, tags, extra: Path) -> str
         tags=tags,
         artifacts=artifacts,
         curve_steps=report.curve_steps(),
+        inputs=inputs,
+        shown_metrics=[metric_key("test", m) for m in params["leaderboard"]["metrics"]],
     )
 
 

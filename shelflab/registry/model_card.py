@@ -10,6 +10,8 @@ import polars as pl
 
 from shelflab.contract import HISTORY, QUERY_ID, TEXT
 
+CARD_FILE = "model_card.md"  # the card's name among a run's artifacts
+
 SEGMENTS = ((1, 1, "1 word"), (2, 2, "2 words"), (3, 4, "3-4 words"), (5, 10**6, "5+ words"))
 # next-item queries are histories: segments by the number of items a user has had
 HISTORY_SEGMENTS = ((1, 2, "1-2 items"), (3, 5, "3-5 items"), (6, 10, "6-10 items"),
@@ -35,6 +37,51 @@ def length_segments(per_query: pl.DataFrame, queries: pl.DataFrame, metrics: lis
     return rows
 
 
+def heading(registered: str, model: str, family: str) -> str:
+    return f"# {registered}: `{model}` ({family})"
+
+
+def data_lines(data: dict[str, Any]) -> list[str]:
+    return [f"- {k}: {v}" for k, v in data.items()]
+
+
+def metrics_table(
+    summary: dict[str, dict[str, Any]], metrics: list[str], splits: list[str] | None = None
+) -> list[str]:
+    """Markdown table: one row per metric, one column per split (default: every split of the
+    summary), each cell `mean [ci_low, ci_high]`."""
+    if splits is None:
+        splits = [s for s in summary if not s.startswith("_")]
+    out = ["| metric | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for m in metrics:
+        cells = []
+        for s in splits:
+            v = summary[s].get(m)
+            cells.append(f"{v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" if v else "")
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out
+
+
+def version_summary(
+    *,
+    model: str,
+    family: str,
+    registered: str,
+    summary: dict[str, dict[str, Any]],
+    data: dict[str, Any],
+    metrics: list[str],
+    split: str = "test",
+) -> str:
+    """The model card's head, short enough for a registered version's description: heading,
+    data (dataset, data hash, split, ...) and the `split` metrics (every split when the summary
+    has no `split`)."""
+    splits = [split] if split in summary else None
+    out = [heading(registered, model, family), "", *data_lines(data), ""]
+    out += ["Mean and bootstrap 95% CI:", "", *metrics_table(summary, metrics, splits)]
+    out += ["", f"Full model card: `{CARD_FILE}` (artifact of the evaluation run)."]
+    return "\n".join(out) + "\n"
+
+
 def model_card(
     *,
     model: str,
@@ -48,19 +95,11 @@ def model_card(
     metrics: list[str],
     limits: list[str],
 ) -> str:
-    out = [f"# {registered}: `{model}` ({family})", ""]
+    out = [heading(registered, model, family), ""]
     out += ["## Data", ""]
-    out += [f"- {k}: {v}" for k, v in data.items()]
+    out += data_lines(data)
     out += ["", "## Metrics (mean and bootstrap 95% CI)", ""]
-    splits = [s for s in summary if not s.startswith("_")]
-    out.append("| metric | " + " | ".join(splits) + " |")
-    out.append("|---|" + "---:|" * len(splits))
-    for m in metrics:
-        cells = []
-        for s in splits:
-            v = summary[s].get(m)
-            cells.append(f"{v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" if v else "")
-        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    out += metrics_table(summary, metrics)
     latency = summary.get("test", {}).get("_latency")
     if latency:
         out += [

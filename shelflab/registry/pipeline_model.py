@@ -1,7 +1,8 @@
 """A built pipeline (model_dir + index_dir) as an MLflow pyfunc model, registered as
 `shelflab-<track>-<dataset>`: models-from-code (`pyfunc_model.py`), the pipeline's own files
 as artifacts (safetensors, bm25s, NumPy/Chroma, XGBoost JSON: no pickle), a signature with
-param `k`, an input example, version tags and a model card."""
+param `k`, an input example, version tags, a model card and, as the version's description, the
+card's head."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ import polars as pl
 
 from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT
 from shelflab.errors import InputError
+from shelflab.registry.model_card import CARD_FILE, model_card, version_summary
 
 ARTIFACT_NAME = "pipeline"  # the logged model's name inside its run
-CARD_FILE = "model_card.md"
+REGISTERED_DESCRIPTION = (
+    "ShelfLab pipelines (first stage + optional reranker); aliases `champion` / `challenger` "
+    "are moved by `shelflab promote`. Each version's description is the head of its model card."
+)
 DEFAULT_K = 10
 CODE_FILE = Path(__file__).with_name("pyfunc_model.py")
 
@@ -111,23 +116,26 @@ def log_pipeline(
     card: str,
     tags: dict[str, str],
     query_input: str = TEXT,
+    description: str = "",
 ) -> str:
     """Log the pipeline into the evaluation run `run_id`, register it under `name`, tag the
-    version; returns the version number."""
+    version and give it `description` (markdown); returns the version number."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
-        client.get_registered_model(name)
+        registered = client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(
             name,
             tags={k: tags[k] for k in ("track", "dataset") if k in tags},
-            description="ShelfLab pipelines (first stage + optional reranker); "
-            "aliases `champion` / `challenger` are moved by `shelflab promote`.",
+            description=REGISTERED_DESCRIPTION,
         )
+    else:
+        if not registered.description:  # made elsewhere, or before ShelfLab described them
+            client.update_registered_model(name, description=REGISTERED_DESCRIPTION)
     with tempfile.TemporaryDirectory() as tmp:
         card_path = Path(tmp) / CARD_FILE
         card_path.write_text(card)
@@ -149,6 +157,8 @@ def log_pipeline(
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    if description:
+        client.update_model_version(name, version, description=description)
     return version
 
 
@@ -179,7 +189,6 @@ def register_pipeline(
 ) -> str:
     """Model card + pyfunc + version tags for one evaluated pipeline (the evaluation run
     `run_id`); returns the version. `example`: enriched queries (raw_text is the input)."""
-    from shelflab.registry.model_card import model_card
     from shelflab.registry.tracking import MODEL_TAG, metric_key
 
     card = model_card(
@@ -193,6 +202,14 @@ def register_pipeline(
         data=data_info,
         metrics=metrics,
         limits=KNOWN_LIMITS,
+    )
+    description = version_summary(
+        model=model_key,
+        family=model.family,
+        registered=registered,
+        summary=summary,
+        data=data_info,
+        metrics=metrics,
     )
     test = summary.get("test", {})
     version_tags = {
@@ -215,6 +232,7 @@ def register_pipeline(
         card=card,
         tags=version_tags,
         query_input=query_input,
+        description=description,
     )
 
 

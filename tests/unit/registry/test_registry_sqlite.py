@@ -94,6 +94,22 @@ def test_model_card_and_signature(store, name, built, publisher, tmp_path):
     assert info.signature.params.params[0].name == "k"
 
 
+def test_version_description_is_the_model_cards_head(store, name, built, publisher):
+    from shelflab.registry.pipeline_model import REGISTERED_DESCRIPTION
+
+    c = client(store)
+    c.create_registered_model(name)  # made elsewhere, without a description
+    version = publisher(name, built["bm25"])
+    text = c.get_model_version(name, version).description
+    assert text.startswith(f"# {name}: `bm25` (bm25)\n")
+    assert "- dataset: sample-test" in text
+    ndcg = built["bm25"].report.summary["test"]["ndcg@10"]
+    cell = f"{ndcg['mean']:.4f} [{ndcg['ci_low']:.4f}, {ndcg['ci_high']:.4f}]"
+    assert f"| ndcg@10 | {cell} |" in text and "| metric | test |" in text
+    assert "## Params" not in text and len(text) < 2000  # the card's head, not the card
+    assert c.get_registered_model(name).description == REGISTERED_DESCRIPTION
+
+
 def test_promotion_flow_history_and_rollback(store, name, built, publisher, promote_cfg):
     c = client(store)
     cfg = promote_cfg()

@@ -1,6 +1,7 @@
 """MLflow conventions on a real sqlite tracking store, and the leaderboard read back from it."""
 
 import argparse
+import json
 
 import mlflow
 import numpy as np
@@ -157,3 +158,151 @@ def test_new_experiment_keeps_artifacts_beside_the_sqlite_store(tmp_path, monkey
         assert not (track / "mlruns").exists()
     finally:
         mlflow.set_tracking_uri(None)
+
+
+# --- what a user of the MLflow UI sees: experiment kind, datasets, leaderboard view ---------
+def test_experiments_are_model_training_new_and_old(tracking, tmp_path):
+    from shelflab.registry.tracking import EXPERIMENT_KIND_TAG, use_experiment
+
+    # new (made by log_evaluation)
+    exp = MlflowClient(tracking[0]).get_experiment_by_name("search-test")
+    assert exp.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # old: made before ShelfLab tagged its experiments, or guessed wrong by someone
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        untagged = mlflow.create_experiment("search-old")
+        genai = mlflow.create_experiment(
+            "search-genai", tags={EXPERIMENT_KIND_TAG: "genai_development"}
+        )
+        for name, exp_id in (("search-old", untagged), ("search-genai", genai)):
+            assert use_experiment(name).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+            stored = mlflow.get_experiment(exp_id).tags[EXPERIMENT_KIND_TAG]
+            assert stored == "custom_model_development"
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def pipeline_files(sample_frames, tmp_path):
+    """The sample as the pipeline keeps it: enriched queries and items, qrels, splits."""
+    paths = {
+        "queries": tmp_path / "enriched" / "queries.parquet",
+        "items": tmp_path / "enriched" / "items.parquet",
+        "qrels": tmp_path / "processed" / "qrels.parquet",
+        "splits": tmp_path / "processed" / "splits.parquet",
+    }
+    for key, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sample_frames[key].write_parquet(path)
+    return paths
+
+
+def test_evaluation_run_lists_its_datasets(pipeline_files, sample_frames, tmp_path):
+    from shelflab.registry.tracking import evaluation_inputs
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    inputs = evaluation_inputs("sample", **pipeline_files, split_names=["valid", "test"])
+    run_id = log_evaluation(
+        tracking_uri=uri,
+        experiment="search-sample",
+        model_name="bm25",
+        params={},
+        metrics={"test_ndcg_at_10": 0.5},
+        tags={},
+        artifacts=[],
+        inputs=inputs,
+    )
+    mlflow.set_tracking_uri(uri)
+    try:
+        logged = mlflow.get_run(run_id).inputs.dataset_inputs
+    finally:
+        mlflow.set_tracking_uri(None)
+    got = {d.dataset.name: d for d in logged}
+    assert sorted(got) == [
+        "sample-items",
+        "sample-qrels-test",
+        "sample-qrels-valid",
+        "sample-queries-test",
+        "sample-queries-valid",
+    ]
+    context = {
+        name: {t.key: t.value for t in d.tags}["mlflow.data.context"] for name, d in got.items()
+    }
+    assert context == {
+        "sample-items": "catalog",
+        "sample-qrels-test": "test",
+        "sample-qrels-valid": "valid",
+        "sample-queries-test": "test",
+        "sample-queries-valid": "valid",
+    }
+    f = sample_frames
+    for split in ("valid", "test"):
+        ids = f["splits"].filter(pl.col("split") == split).select("query_id")
+        for kind in ("queries", "qrels"):
+            part = f[kind].join(ids, on="query_id", how="semi")
+            ds = got[f"sample-{kind}-{split}"].dataset
+            assert ds.digest == mlflow.data.from_polars(part).digest
+            assert json.loads(ds.profile)["num_rows"] == part.height > 0
+            assert json.loads(ds.source) == {"uri": str(pipeline_files[kind].resolve())}
+            assert ds.source_type == "local"
+    items = got["sample-items"].dataset
+    assert items.digest == mlflow.data.from_polars(f["items"]).digest
+    assert json.loads(items.profile)["num_rows"] == f["items"].height
+    schema = json.loads(items.schema)["mlflow_colspec"]
+    assert {"item_id", "text"} <= {c["name"] for c in schema}
+    # same data, same digest: two splits differ, the test queries are the same file's rows
+    assert got["sample-queries-test"].dataset.digest != got["sample-queries-valid"].dataset.digest
+
+
+def test_evaluation_inputs_leave_out_missing_files(pipeline_files, tmp_path):
+    from shelflab.registry.tracking import evaluation_inputs
+
+    files = {**pipeline_files, "items": tmp_path / "none.parquet"}
+    names = [t.name for t in evaluation_inputs("d", **files, split_names=["test"])]
+    assert names == ["d-queries-test", "d-qrels-test"]
+    files = {**pipeline_files, "splits": tmp_path / "none.parquet"}
+    assert [t.name for t in evaluation_inputs("d", **files, split_names=["test"])] == ["d-items"]
+
+
+def test_leaderboard_metrics_shown_first(tmp_path):
+    from shelflab.registry.tracking import LEADERBOARD_VIEW, VIEW_TAG_PREFIX
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    shown = ["test_ndcg_at_10", "test_recall_at_100", "test_mrr"]
+
+    def log(metrics):
+        log_evaluation(
+            tracking_uri=uri,
+            experiment="search-x",
+            model_name="bm25",
+            params={},
+            metrics={m: 0.5 for m in metrics},
+            tags={},
+            artifacts=[],
+            shown_metrics=metrics,
+        )
+        return MlflowClient(uri).get_experiment_by_name("search-x").tags
+
+    tags = log(shown)
+    assert tags["mlflow.experiment.primaryMetric.name"] == "test_ndcg_at_10"
+    assert tags["mlflow.experiment.primaryMetric.greaterIsBetter"] == "True"
+    view = json.loads(tags[VIEW_TAG_PREFIX + LEADERBOARD_VIEW])
+    # the envelope the UI's saved views read: name, createdAt, updatedAt, state (a JSON string)
+    assert view["name"] and isinstance(view["createdAt"], int) and view["updatedAt"]
+    state = json.loads(view["state"])
+    assert state["selectedColumns"] == [
+        "attributes.`Source`",
+        "attributes.`Models`",
+        "attributes.`Dataset`",
+        "metrics.`test_ndcg_at_10`",
+        "metrics.`test_recall_at_100`",
+        "metrics.`test_mrr`",
+    ]
+    assert state["orderByKey"] == "metrics.`test_ndcg_at_10`" and state["orderByAsc"] is False
+    # the next run with the same metrics leaves the view as it was; other metrics update it
+    assert (
+        log(shown)[VIEW_TAG_PREFIX + LEADERBOARD_VIEW] == tags[VIEW_TAG_PREFIX + LEADERBOARD_VIEW]
+    )
+    again = json.loads(log(["test_mrr"])[VIEW_TAG_PREFIX + LEADERBOARD_VIEW])
+    assert again["createdAt"] == view["createdAt"]
+    assert json.loads(again["state"])["orderByKey"] == "metrics.`test_mrr`"
