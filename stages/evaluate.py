@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
+from shelflab.cli.stage import run_stage
 from shelflab.config import experiment_name, find_root, load_params, tracking_uri
 from shelflab.data_io.trec import write_run_trec
 from shelflab.evaluation.plots import importance_plot, metric_at_k_plot
@@ -160,4 +161,4 @@ def _log(root, params, name, model, report, artifacts, tags, extra: Path) -> str
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(f"evaluate@{sys.argv[1]}", main, sys.argv[1])

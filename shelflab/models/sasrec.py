@@ -33,11 +33,17 @@ from shelflab.models.sequential import (
     cut_padding,
     left_padded,
 )
-from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
+from shelflab.models.training import (
+    bucketed_batch_count,
+    has_valid,
+    length_bucketed_batches,
+    report_valid,
+    score_run,
+    seed_everything,
+)
 from shelflab.timing import Progress
 
 log = logging.getLogger(__name__)
-POOL_BATCHES = 16  # batches sorted by length together (see _batches)
 
 SASREC_PARAMS: dict[str, Param] = {
     **SEQUENCE_PARAMS,
@@ -101,15 +107,16 @@ class SASRecRetriever(SequentialRetriever):
         rng = np.random.default_rng(p["seed"])
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         start = time.perf_counter()
-        size, pool = p["train_batch_size"], p["train_batch_size"] * POOL_BATCHES
-        per_epoch = sum(-(-min(pool, len(data) - s) // size) for s in range(0, len(data), pool))
+        per_epoch = bucketed_batch_count(len(data), p["train_batch_size"])
         progress = Progress(
             f"{self.name}: train", per_epoch * p["epochs"], "steps", enabled=self.ctx.show_progress
         )
         for epoch in range(1, p["epochs"] + 1):
             self.net.train()
             losses = []
-            for idx in _batches(lengths, p["train_batch_size"], rng):
+            # windows of similar length share a batch, cut to its longest (most Amazon
+            # histories are far shorter than maxlen)
+            for idx in length_bucketed_batches(lengths, p["train_batch_size"], rng):
                 losses.append(self._step(opt, cut_padding(data[idx]), rng))
                 progress.update(1, epoch=epoch, loss=losses[-1])
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
@@ -204,18 +211,3 @@ class SASRecRetriever(SequentialRetriever):
 def _windows(sequences: list[list[int]], maxlen: int) -> np.ndarray:
     """Each sequence's last maxlen + 1 items (inputs and next-item targets, shifted by one)."""
     return left_padded(sequences, maxlen + 1)
-
-
-def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of windows of similar length, so that each batch is cut to its longest
-    window rather than maxlen (most Amazon histories are far shorter than 50): windows are
-    drawn at random in pools of POOL_BATCHES batches, sorted by length within the pool and cut
-    into batches, and the batches of all pools shuffled."""
-    order = rng.permutation(len(lengths))
-    pool = size * POOL_BATCHES
-    batches = []
-    for start in range(0, len(order), pool):
-        chunk = order[start : start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-    return [batches[i] for i in rng.permutation(len(batches))]

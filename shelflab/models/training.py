@@ -129,3 +129,30 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+POOL_BATCHES = 16  # batches sorted by length together (length_bucketed_batches)
+
+
+def length_bucketed_batches(lengths: Any, size: int, rng: Any) -> list[Any]:
+    """Shuffled batches (index arrays) of examples of similar length, so that each batch is
+    padded to its own longest example: examples are drawn at random (numpy Generator `rng`) in
+    pools of POOL_BATCHES batches, sorted by length within the pool and cut into batches, and
+    the batches of all pools shuffled (the `group_by_length` of the HF trainers)."""
+    import numpy as np
+
+    lengths = np.asarray(lengths)
+    order = rng.permutation(len(lengths))
+    pool = size * POOL_BATCHES
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def bucketed_batch_count(n: int, size: int) -> int:
+    """How many batches length_bucketed_batches makes of `n` examples (the same every epoch)."""
+    pool = size * POOL_BATCHES
+    return sum(-(-min(pool, n - start) // size) for start in range(0, n, pool))

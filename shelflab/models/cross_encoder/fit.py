@@ -22,10 +22,12 @@ from shelflab.models.cross_encoder.fusion import candidate_head, choose_weight, 
 from shelflab.models.cross_encoder.pairs import LABEL, train_pairs
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.training import (
+    bucketed_batch_count,
     built_models,
     has_valid,
     judged_queries,
     labelled_candidates,
+    length_bucketed_batches,
     report_valid,
     require_positive,
     score_run,
@@ -160,6 +162,7 @@ def train_epochs(
 ) -> Iterator[tuple[int, float]]:
     """Train `ce` on `pairs` epoch by epoch (params `p`); yields (epoch, mean loss) after each
     one, in eval mode (the caller validates, then resumes or stops)."""
+    import numpy as np
     import torch
     from sentence_transformers.util import batch_to_device
     from transformers import get_linear_schedule_with_warmup
@@ -172,21 +175,21 @@ def train_epochs(
         )
     )
     labels = torch.tensor(pairs[LABEL].to_list(), dtype=torch.float32)
+    lengths = np.fromiter((len(q) + len(t) for q, t in texts), dtype=np.int64, count=len(texts))
     bs = p["batch_size"]
-    steps_per_epoch = (len(texts) + bs - 1) // bs
-    total = steps_per_epoch * p["epochs"]
+    total = bucketed_batch_count(len(texts), bs) * p["epochs"]
     optimizer = torch.optim.AdamW(ce.parameters(), lr=p["lr"])
     schedule = get_linear_schedule_with_warmup(optimizer, int(total * p["warmup_ratio"]), total)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    gen = torch.Generator().manual_seed(p["seed"])
+    rng = np.random.default_rng(p["seed"])
     device = ce.device
     progress = Progress(f"{name}: train", total, "steps", enabled=progress_lines)
     for epoch in range(1, p["epochs"] + 1):
         ce.train()
-        order = torch.randperm(len(texts), generator=gen).tolist()
         total_loss, seen = 0.0, 0
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
+        # pairs of similar length share a batch: each is padded to its own longest pair
+        for batch in length_bucketed_batches(lengths, bs, rng):
+            idx = batch.tolist()
             feats = batch_to_device(ce.preprocess([texts[i] for i in idx]), device)
             logits = ce(feats)["scores"].reshape(-1).float()
             loss = loss_fn(logits, labels[idx].to(logits.device))

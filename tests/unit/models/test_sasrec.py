@@ -55,19 +55,6 @@ def test_cut_batch_encodes_exactly_as_full_width():
         assert torch.allclose(alone, a[1, -1], atol=1e-5)
 
 
-def test_length_buckets_cover_every_window_once():
-    from shelflab.models.sasrec import POOL_BATCHES, _batches
-
-    lengths = np.random.default_rng(1).integers(2, 51, 1000)
-    batches = _batches(lengths, 16, np.random.default_rng(0))
-    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
-    # within a pool a batch holds neighbours in length, so it is far narrower than a random one
-    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) == 16])
-    assert spread < 10 < np.ptp(lengths[:16])
-    assert POOL_BATCHES == 16  # pools of 256 windows: 256, 256, 256, 232 -> 16 + 16 + 16 + 15
-    assert len(batches) == 63
-
-
 @pytest.fixture(scope="module")
 def fitted(beauty_train):
     model = create("sasrec", SMALL, ModelContext())

@@ -1,0 +1,37 @@
+"""Shared training helpers (shelflab/models/training.py)."""
+
+import numpy as np
+import pytest
+
+from shelflab.models.training import (
+    POOL_BATCHES,
+    bucketed_batch_count,
+    length_bucketed_batches,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_length_buckets_cover_every_example_once():
+    lengths = np.random.default_rng(1).integers(2, 51, 1000)
+    batches = length_bucketed_batches(lengths, 16, np.random.default_rng(0))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    # within a pool a batch holds neighbours in length, so it is far narrower than a random one
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) == 16])
+    assert spread < 10 < np.ptp(lengths[:16])
+    assert POOL_BATCHES == 16  # pools of 256 examples: 256, 256, 256, 232 -> 16 + 16 + 16 + 15
+    assert len(batches) == 63
+
+
+@pytest.mark.parametrize(("n", "size"), [(0, 16), (1, 16), (255, 16), (256, 16), (1000, 16),
+                                         (4097, 32), (10, 3)])  # fmt: skip
+def test_batch_count_matches_the_batches(n, size):
+    batches = length_bucketed_batches(np.arange(n) % 7, size, np.random.default_rng(0))
+    assert bucketed_batch_count(n, size) == len(batches)
+
+
+def test_same_seed_same_batches():
+    lengths = np.random.default_rng(3).integers(1, 30, 300)
+    a = length_bucketed_batches(lengths, 8, np.random.default_rng(5))
+    b = length_bucketed_batches(lengths, 8, np.random.default_rng(5))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
