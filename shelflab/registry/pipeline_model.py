@@ -6,10 +6,15 @@ card's head."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import re
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +144,7 @@ def log_pipeline(
     with tempfile.TemporaryDirectory() as tmp:
         card_path = Path(tmp) / CARD_FILE
         card_path.write_text(card)
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=run_id), _registry_chatter_dropped():
             mlflow.log_artifact(str(card_path))
             info = mlflow.pyfunc.log_model(
                 name=ARTIFACT_NAME,
@@ -160,6 +165,27 @@ def log_pipeline(
     if description:
         client.update_model_version(name, version, description=description)
     return version
+
+
+# what mlflow.register_model prints on stderr for every version (the stage says it once)
+REGISTRY_CHATTER = re.compile(
+    r"^(Registered model '.*' already exists|Successfully registered model|Created version )"
+)
+
+
+@contextlib.contextmanager
+def _registry_chatter_dropped() -> Iterator[None]:
+    """Drops MLflow's per-version registry lines from stderr; anything else is passed on."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        kept = [
+            line for line in captured.getvalue().splitlines() if not REGISTRY_CHATTER.match(line)
+        ]
+        if kept:
+            print("\n".join(kept), file=sys.stderr)
 
 
 KNOWN_LIMITS = [

@@ -14,6 +14,11 @@ from mlflow.pyfunc import PythonModel
 
 
 class ShelfLabPipeline(PythonModel):
+    # The logged signature (query_id + the query column) validates the input; MLflow's
+    # type-hint validation would add nothing but a warning on every load (the hook MLflow's
+    # own ChatModel uses to opt out).
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from shelflab.registry.pipeline_model import open_pipeline
 

@@ -90,7 +90,8 @@ def optimize(job: Job, study=None, data: TrainData | None = None) -> None:
     progress = Progress(label, job.n_trials, "trials", every=0)  # one line per trial
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        shown = trial.state.name.lower() if trial.value is None else f"{trial.value:.4f}"
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
+        shown = f"{trial.value:.4f}" if complete else trial.state.name.lower()  # pruned, fail
         try:
             best = f"{study.best_value:.4f}"
         except ValueError:  # no completed trial yet
