@@ -21,7 +21,7 @@ from typing import Any, TextIO, TypeVar
 T = TypeVar("T")
 EVERY_ENV = "SHELFLAB_PROGRESS_EVERY"
 DEFAULT_EVERY = 10.0
-CLOSE_AFTER = 1.0  # a loop shorter than this closes silently (still remembered)
+CLOSE_AFTER = 1.0  # the stage's line names its main loop when it ran at least this long
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,14 @@ class Progress:
         return f"{self.label}: {head}{self._fields()}"
 
     def close(self, note: str = "") -> LoopTime:
-        """Prints the closing line (loops over CLOSE_AFTER seconds, or that printed a line)
-        and remembers the loop's time."""
+        """Prints the closing line (a loop that lasted at least one interval, or printed a
+        line: short loops, e.g. inside tuning trials, stay quiet) and remembers its time."""
         loop = LoopTime(self.label, self.unit, self.done, self.elapsed)
         if self.closed:
             return loop
         self.closed = True
         FINISHED.append(loop)
-        if self.enabled and (self.lines or loop.seconds >= CLOSE_AFTER):
+        if self.enabled and (self.lines or loop.seconds >= self.every):
             self._print(
                 f"{self.label}: {loop.items:,} {self.unit} in {duration(loop.seconds)} "
                 f"({rate(loop.per_second)} {self.unit}/s){self._fields()}"

@@ -61,7 +61,7 @@ def tune_from_params(
         tracking_uri=tracking_uri(params, root) if log_mlflow else None,
         experiment=experiment_name(params),
         relevance_threshold=float(params["evaluate"].get("relevance_threshold", 1.0)),
-        ctx=model_context(layout, show_progress=False),
+        ctx=model_context(layout),  # long loops (a cold catalog embedding) still speak
         tags={"track": str(params["mlflow"]["track"]), "dataset": str(params["data"]["name"])},
     )
     write_tuned(out, result)
