@@ -7,9 +7,10 @@
 #   bash scripts/run.sh              # quick budgets (the committed params.yaml files)
 #   bash scripts/run.sh --thorough   # heavier sample budgets: writes each track's
 #                                    # params.thorough.yaml into its params.yaml, then repro
-#   bash scripts/run.sh --full       # the search track on the full Home Depot files, all six
-#                                    # models tuned (params.full.yaml into params.yaml): ~1 h
-#                                    # on 2 CPU cores
+#   bash scripts/run.sh --full [search|reviews|nextitem]
+#                                    # one track on its full data (the track's params.full.yaml
+#                                    # into its params.yaml, then `dvc repro` of that track);
+#                                    # search: Home Depot, all six models tuned, ~1 h on 2 cores
 #   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -30,9 +31,14 @@ case "${1:-}" in
     done ;;
   --full)
     shift
-    tracks=(.)
-    python scripts/apply_params.py params.full.yaml params.yaml
-    if [[ $# -eq 0 ]]; then set -- dvc.yaml; fi ;;
+    case "${1:-search}" in
+      search) tracks=(.) ;;
+      reviews | nextitem) tracks=("tracks/$1") ;;
+      *) echo "run.sh: --full takes search, reviews or nextitem, not '$1'" >&2; exit 1 ;;
+    esac
+    [[ $# -eq 0 ]] || shift
+    python scripts/apply_params.py "${tracks[0]}/params.full.yaml" "${tracks[0]}/params.yaml"
+    if [[ $# -eq 0 ]]; then set -- "${tracks[0]}/dvc.yaml"; fi ;;
 esac
 repro_start=$SECONDS
 if [[ $# -eq 0 ]]; then set -- -P; fi
