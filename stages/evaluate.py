@@ -12,7 +12,7 @@ from shelflab.config import experiment_name, find_root, load_params, tracking_ur
 from shelflab.data_io.trec import write_run_trec
 from shelflab.evaluation.plots import importance_plot, metric_at_k_plot
 from shelflab.layout import Layout
-from shelflab.pipeline.built import open_built_model
+from shelflab.pipeline.built import build_times, open_built_model
 from shelflab.pipeline.evaluate import evaluate_model
 from shelflab.registry.pipeline_model import register_pipeline, registered_name
 from shelflab.registry.tracking import (
@@ -46,6 +46,11 @@ def main(name: str) -> None:
     finally:
         model.close()
 
+    # what building the model cost: a leaderboard column and MLflow metrics of the run
+    report.summary["_build"] = build_times(layout, name)
+    report.mlflow_metrics.update(
+        {f"{stage.removesuffix('_s')}_wall_s": s for stage, s in report.summary["_build"].items()}
+    )
     with atomic_dir(layout.runs_dir(name)) as tmp:
         for split, run in report.runs.items():
             run.write_parquet(tmp / f"{split}.parquet")

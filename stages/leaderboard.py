@@ -7,7 +7,7 @@ import polars as pl
 from shelflab.atomic import write_json, write_text
 from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
-from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
+from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_costs
 from shelflab.layout import Layout
 
 
@@ -27,7 +27,7 @@ def main() -> None:
         sort_by=cfg["metric"],
         **_stats(params, cfg),
     )
-    board = with_latency(board, {name: _latency(layout, name) for name in per_query})
+    board = with_costs(board, {name: _costs(layout, name) for name in per_query})
     header = (
         f"# Leaderboard — {params['mlflow']['track']}-{params['data']['name']}, "
         f"{cfg['split']} split\n\n"
@@ -43,12 +43,14 @@ def main() -> None:
     print(format_leaderboard(board, "table"))
 
 
-def _latency(layout: Layout, name: str) -> dict:
-    """The test split's per-query latency the evaluate stage measured (empty when absent)."""
-    path = layout.root / "metrics" / "models" / f"{name}.json"
-    return (
-        json.loads(path.read_text()).get("test", {}).get("_latency", {}) if path.is_file() else {}
-    )
+def _costs(layout: Layout, name: str) -> dict:
+    """The test split's per-query latency and the train@/index@ wall seconds the evaluate
+    stage recorded (empty when absent)."""
+    path = layout.model_metrics(name)
+    if not path.is_file():
+        return {}
+    summary = json.loads(path.read_text())
+    return {**summary.get("test", {}).get("_latency", {}), **summary.get("_build", {})}
 
 
 def _stats(params: dict, cfg: dict) -> dict:

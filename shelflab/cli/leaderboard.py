@@ -15,7 +15,7 @@ def show_leaderboard(args: argparse.Namespace) -> str:
     from shelflab.evaluation.leaderboard import (
         build_leaderboard,
         format_leaderboard,
-        with_latency,
+        with_costs,
     )
 
     root = find_root()
@@ -37,7 +37,7 @@ def show_leaderboard(args: argparse.Namespace) -> str:
     if baseline not in per_query:
         baseline = None
     board = build_leaderboard(per_query, metrics=metrics, baseline=baseline, sort_by=metric)
-    board = with_latency(board, latency)
+    board = with_costs(board, latency)
     if args.format == "table":
         return f"{experiment} — {split} split\n{format_leaderboard(board, 'table')}"
     return format_leaderboard(board, args.format)

@@ -96,13 +96,15 @@ def build_leaderboard(
     return board.sort([sort_by, MODEL], descending=[True, False])
 
 
-LATENCY_COLUMNS = ("p50_ms", "p95_ms")
+# per-query latency (the evaluate stage's `_latency`) and the wall seconds of the model's
+# train@ and index@ stages (its `_build`)
+COST_COLUMNS = ("p50_ms", "p95_ms", "train_s", "index_s")
 
 
-def with_latency(board: pl.DataFrame, latency: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
-    """Add per-query latency columns (p50_ms, p95_ms: model -> figures, e.g. the evaluate
-    stage's `_latency`) to a leaderboard; models without figures get nulls."""
-    cols = {c: [latency.get(m, {}).get(c) for m in board[MODEL].to_list()] for c in LATENCY_COLUMNS}
+def with_costs(board: pl.DataFrame, costs: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
+    """Add the cost columns (model -> {p50_ms, p95_ms, train_s, index_s}) to a leaderboard;
+    models without a figure get nulls."""
+    cols = {c: [costs.get(m, {}).get(c) for m in board[MODEL].to_list()] for c in COST_COLUMNS}
     return board.with_columns(pl.Series(c, v, dtype=pl.Float64) for c, v in cols.items())
 
 
@@ -116,7 +118,7 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
 
     metrics = [c for c in df.columns if f"{c}_ci_low" in df.columns and c not in (DELTA, MODEL)]
     has_baseline = DELTA in df.columns
-    latency = [c for c in LATENCY_COLUMNS if c in df.columns]
+    latency = [c for c in COST_COLUMNS if c in df.columns and df[c].is_not_null().any()]
     header = [MODEL, N, *metrics]
     if has_baseline and df.height:
         header += [f"delta {df[DELTA_ON][0]} vs {df[BASELINE][0]}", "p"]

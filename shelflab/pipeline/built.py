@@ -23,6 +23,19 @@ def model_context(layout: Layout, show_progress: bool = True):
     return ModelContext(cache_dir=layout.cache_dir, show_progress=show_progress)
 
 
+def build_times(layout: Layout, name: str) -> dict[str, float]:
+    """Wall seconds of the tune@, train@ and index@ stages that built model `name` (from their
+    timings files; stages that have not written one are left out)."""
+    import json
+
+    out = {}
+    for stage in ("tune", "train", "index"):
+        path = layout.timings(f"{stage}@{name}")
+        if path.is_file():
+            out[f"{stage}_s"] = float(json.loads(path.read_text())["wall_s"])
+    return out
+
+
 def split_frame(df: pl.DataFrame, splits: pl.DataFrame, split: str) -> pl.DataFrame:
     ids = splits.filter(pl.col("split") == split).select(QUERY_ID)
     return df.join(ids, on=QUERY_ID, how="semi")

@@ -33,7 +33,7 @@ def build_report(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
+    from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_costs
     from shelflab.registry.runs import latest_per_query
 
     mlflow.set_tracking_uri(uri)
@@ -42,7 +42,7 @@ def build_report(
     per_query = latest_per_query(uri, experiment, split, latency)
     if baseline not in per_query:
         baseline = None
-    board = with_latency(
+    board = with_costs(
         build_leaderboard(per_query, metrics=metrics, baseline=baseline, sort_by=metric), latency
     )
     parts = [

@@ -10,12 +10,15 @@ import polars as pl
 
 from shelflab.errors import ConfigError
 
+BUILD_STAGES = ("train", "index")  # their wall seconds are logged as <stage>_wall_s
+
 
 def latest_per_query(
     uri: str, experiment: str, split: str, latency: dict[str, dict[str, float]] | None = None
 ) -> dict[str, pl.DataFrame]:
     """model name -> per-query metrics of its most recent evaluation run; `latency`, when
-    given, is filled with the run's per-query latency figures (p50_ms, p95_ms) on `split`."""
+    given, is filled with the run's per-query latency figures (p50_ms, p95_ms) on `split` and
+    the wall seconds of the model's train@ and index@ stages (train_s, index_s)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -53,6 +56,9 @@ def latest_per_query(
                     for c in ("p50_ms", "p95_ms")
                     if f"{split}_latency_{c}" in m
                 }
+                latency[name].update(
+                    {f"{s}_s": m[f"{s}_wall_s"] for s in BUILD_STAGES if f"{s}_wall_s" in m}
+                )
     if not out:
         raise ConfigError(f"experiment {experiment!r} has no evaluation runs")
     return out

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError
-from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_latency
+from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_costs
 from shelflab.evaluation.significance import bootstrap_ci, paired_test
 
 QUERIES = [f"q{i:03d}" for i in range(60)]
@@ -139,7 +139,7 @@ def test_formats(models):
 def test_latency_columns(models):
     board = build_leaderboard(models, ["ndcg@10"], baseline="bm25")
     names = board["model"].to_list()
-    with_lat = with_latency(board, {names[0]: {"p50_ms": 1.234, "p95_ms": 9.87}})
+    with_lat = with_costs(board, {names[0]: {"p50_ms": 1.234, "p95_ms": 9.87}})
     assert (
         with_lat["p50_ms"].to_list()[0] == 1.234
         and with_lat["p50_ms"].null_count() == len(names) - 1
@@ -148,3 +148,12 @@ def test_latency_columns(models):
     assert md[0].endswith("| p50 ms | p95 ms |")
     assert md[2].endswith("| 1.2 | 9.9 |") and md[3].endswith("|  |  |")
     assert "p50" not in format_leaderboard(board, "markdown")  # only when measured
+
+
+def test_build_time_columns_show_when_recorded(models):
+    board = build_leaderboard(models, ["ndcg@10"], baseline="bm25")
+    names = board["model"].to_list()
+    costs = {n: {"p50_ms": 2.0, "p95_ms": 3.0, "train_s": 12.34, "index_s": 0.5} for n in names}
+    md = format_leaderboard(with_costs(board, costs), "markdown").splitlines()
+    assert md[0].endswith("| p50 ms | p95 ms | train s | index s |")
+    assert md[2].endswith("| 2.0 | 3.0 | 12.3 | 0.5 |")
