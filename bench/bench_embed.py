@@ -1,6 +1,9 @@
-"""Embedding throughput (texts/s) of the packaged all-MiniLM-L6-v2 on product titles.
+"""Embedding throughput (texts/s) of the packaged all-MiniLM-L6-v2 on product titles, per
+runtime (torch, ONNX Runtime) side by side in one run, with the cosine of each runtime's
+embeddings to torch's.
 
 HF_HUB_OFFLINE=1 python bench/bench_embed.py --limit 4000 --batch-sizes 16 64 256
+python bench/bench_embed.py --limit 54667 --batch-sizes 64 --backends torch onnx --repeats 2
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import polars as pl
 from shelflab.config import default_data_dir, quiet_environment
 from shelflab.models.device import resolve_device
 from shelflab.models.encoders import encode, load_encoder, resolve_model_path
+from shelflab.models.onnx_encoder import load_onnx_encoder
 
 quiet_environment()
 DATA = default_data_dir() / "home-depot-search-relevance"
@@ -29,6 +33,7 @@ def main() -> None:
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnx"])
     args = ap.parse_args()
 
     import torch
@@ -37,22 +42,40 @@ def main() -> None:
         raw = f.read().decode("latin-1")
     titles = pl.read_csv(io.StringIO(raw))["product_title"].head(args.limit).to_list()
     device = resolve_device(args.device)
-    t0 = time.perf_counter()
-    model = load_encoder(str(resolve_model_path(args.model)), device)
+    path = str(resolve_model_path(args.model))
+    models = {}
+    for backend in args.backends:
+        t0 = time.perf_counter()
+        onnx = backend == "onnx"
+        models[backend] = load_onnx_encoder(path) if onnx else load_encoder(path, device)
+        encode(models[backend], titles[:64], 32)  # warm-up
+        print(f"{backend}: load {time.perf_counter() - t0:.1f}s")
     print(
-        f"model load {time.perf_counter() - t0:.1f}s  device {device}  "
-        f"torch threads {torch.get_num_threads()}  texts {len(titles):,} "
+        f"device {device}  torch threads {torch.get_num_threads()}  texts {len(titles):,} "
         f"(mean {sum(map(len, titles)) / len(titles):.0f} chars)"
     )
-    encode(model, titles[:64], 32)  # warm-up
-    print(f"{'batch_size':>10}{'seconds':>10}{'texts/s':>10}")
+    print(f"{'backend':>8}{'batch_size':>11}{'seconds':>10}{'texts/s':>10}{'x torch':>9}"
+          f"{'min cos':>10}")  # fmt: skip
     for bs in args.batch_sizes:
-        best = float("inf")
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            encode(model, titles, bs)
-            best = min(best, time.perf_counter() - t0)
-        print(f"{bs:>10}{best:>10.1f}{len(titles) / best:>10,.0f}")
+        best = {b: float("inf") for b in models}
+        vectors = {}
+        for _ in range(args.repeats):  # backends alternate: the same load for each
+            for backend, model in models.items():
+                t0 = time.perf_counter()
+                vectors[backend] = encode(model, titles, bs)
+                best[backend] = min(best[backend], time.perf_counter() - t0)
+        base = best.get("torch")
+        for backend in models:
+            ratio = f"{base / best[backend]:.2f}" if base else "-"
+            cos = (
+                f"{(vectors[backend] * vectors['torch']).sum(axis=1).min():.7f}"
+                if "torch" in vectors
+                else "-"
+            )
+            print(
+                f"{backend:>8}{bs:>11}{best[backend]:>10.1f}"
+                f"{len(titles) / best[backend]:>10,.0f}{ratio:>9}{cos:>10}"
+            )
 
 
 if __name__ == "__main__":
