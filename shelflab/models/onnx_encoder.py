@@ -12,6 +12,7 @@ it is not offered. `bench/bench_embed.py --backends torch onnx` measures both si
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -44,6 +45,8 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # no busy-waiting between calls: the cores are shared with the rest of the stage
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(onnx_file), options, providers=["CPUExecutionProvider"]
         )
@@ -135,8 +138,10 @@ def export_onnx(st: Any, out: Path) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4)
 def load_onnx_encoder(path: str, max_seq_length: int | None = None) -> OnnxEncoder:
-    """An OnnxEncoder of the model directory `path` (exported on first use)."""
+    """An OnnxEncoder of the model directory `path` (exported on first use), one session per
+    (path, length) in a process, as load_encoder keeps one torch model."""
     import torch
 
     from shelflab.models.encoders import load_encoder, model_fingerprint

@@ -31,6 +31,7 @@ def path():
 
 def test_onnx_embeddings_equal_torch(path, titles):
     torch_vecs = encode(load_encoder(path, "cpu"), titles, 32)
+    load_onnx_encoder.cache_clear()  # export into this module's cache, not a session's
     onnx = load_onnx_encoder(path)
     onnx_vecs = encode(onnx, titles, 32)
     assert onnx_vecs.shape == torch_vecs.shape == (len(titles), 384)
@@ -41,6 +42,7 @@ def test_onnx_embeddings_equal_torch(path, titles):
     files = list(onnx_cache_dir().glob("*.onnx"))
     assert len(files) == 1
     mtime = files[0].stat().st_mtime_ns
+    load_onnx_encoder.cache_clear()
     load_onnx_encoder(path)
     assert files[0].stat().st_mtime_ns == mtime
 
