@@ -217,26 +217,19 @@ def register_pipeline(
     `run_id`); returns the version. `example`: enriched queries (raw_text is the input)."""
     from shelflab.registry.tracking import MODEL_TAG, metric_key
 
+    # the card and the version's description are built from the same facts
+    facts = {
+        "model": model_key,
+        "family": model.family,
+        "registered": registered,
+        "summary": summary,
+        "data": data_info,
+        "metrics": metrics,
+    }
     card = model_card(
-        model=model_key,
-        family=model.family,
-        registered=registered,
-        params=model.params,
-        summary=summary,
-        per_query=per_query,
-        queries=queries,
-        data=data_info,
-        metrics=metrics,
-        limits=KNOWN_LIMITS,
+        **facts, params=model.params, per_query=per_query, queries=queries, limits=KNOWN_LIMITS
     )
-    description = version_summary(
-        model=model_key,
-        family=model.family,
-        registered=registered,
-        summary=summary,
-        data=data_info,
-        metrics=metrics,
-    )
+    description = version_summary(**facts)
     test = summary.get("test", {})
     version_tags = {
         **tags,
