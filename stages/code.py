@@ -9,7 +9,6 @@ SASRec and nothing else, and no hand-written deps list can miss an import.
 
 import json
 import re
-import time
 from pathlib import Path
 
 import yaml
@@ -38,7 +37,6 @@ def stage_scripts(dvc_yaml: Path) -> dict[str, tuple[Path, bool]]:
 
 
 def main() -> None:
-    start, cpu = time.perf_counter(), time.process_time()
     here = Path.cwd()
     repo = Path(__file__).resolve().parents[1]
     models = load_params().get("models", {})
@@ -51,8 +49,7 @@ def main() -> None:
                 file = out / (f"{stage}@{model}.json" if model else f"{stage}.json")
                 file.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
                 written += 1
-    wall, used = time.perf_counter() - start, time.process_time() - cpu
-    print(f"code: {written} manifests in {CODE_DIR}/ (wall {wall:.1f} s, CPU {used:.1f} s)")
+    print(f"code: {written} manifests in {CODE_DIR}/")  # run_stage prints wall and CPU
 
 
 if __name__ == "__main__":

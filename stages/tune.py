@@ -2,7 +2,6 @@
 models without a search space). Always resumes: a killed `dvc repro` continues the same study."""
 
 import sys
-import time
 
 from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
@@ -12,9 +11,7 @@ from shelflab.tuning.run import tune_from_params
 def main(name: str) -> None:
     root = find_root()
     params = load_params()
-    start = time.perf_counter()
-    tune_from_params(root, params, name, resume=True)
-    print(f"tune@{name}: done in {time.perf_counter() - start:.1f}s")
+    tune_from_params(root, params, name, resume=True)  # run_stage prints wall and CPU
 
 
 if __name__ == "__main__":
