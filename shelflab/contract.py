@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 from shelflab.errors import InputError
@@ -110,9 +111,8 @@ def validate_qrels(df: pl.DataFrame, source: str = "qrels") -> pl.DataFrame:
     _first_null(df, [QUERY_ID, ITEM_ID, GRADE], source)
     _finite(df, GRADE, source)
     df = df.unique(subset=[QUERY_ID, ITEM_ID, GRADE], keep="first", maintain_order=True)
-    dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated())[QUERY_ID]
-    if dup.any():
-        i = int(dup.arg_max())
+    i = first_duplicate_pair(df)
+    if i is not None:
         q, d = df[QUERY_ID][i], df[ITEM_ID][i]
         grades = df.filter((pl.col(QUERY_ID) == q) & (pl.col(ITEM_ID) == d))[GRADE].to_list()
         raise InputError(
@@ -131,9 +131,8 @@ def validate_run(df: pl.DataFrame, source: str = "run") -> pl.DataFrame:
     df = _cast(df, RUN_SCHEMA, source)
     _first_null(df, [QUERY_ID, ITEM_ID, SCORE], source)
     _finite(df, SCORE, source)
-    dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated())[QUERY_ID]
-    if dup.any():
-        i = int(dup.arg_max())
+    i = first_duplicate_pair(df)
+    if i is not None:
         raise InputError(
             f"duplicate (query_id, item_id) = ({df[QUERY_ID][i]!r}, {df[ITEM_ID][i]!r})",
             path=source,
@@ -141,6 +140,38 @@ def validate_run(df: pl.DataFrame, source: str = "run") -> pl.DataFrame:
             expected="each item at most once per query",
         )
     return df
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def query_hash(query_ids: pl.Series) -> np.ndarray:
+    """64-bit hashes of query ids (the first half of `pair_hash`)."""
+    return query_ids.hash(seed=1).to_numpy()
+
+
+def pair_hash(query_hashes: np.ndarray, item_ids: pl.Series) -> np.ndarray:
+    """64-bit hashes of (query_id, item_id) pairs, from `query_hash` of the query ids. Equal
+    pairs hash equal; a hash match must still be confirmed on the strings."""
+    return (query_hashes * _MIX) ^ item_ids.hash(seed=2).to_numpy()
+
+
+def may_repeat(hashes: np.ndarray) -> bool:
+    """False only when no hash repeats (True may be a collision)."""
+    if len(hashes) < 2:
+        return False
+    ordered = np.sort(hashes)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def first_duplicate_pair(df: pl.DataFrame) -> int | None:
+    """Index of the first row whose (query_id, item_id) occurs more than once, or None. Sorting
+    64-bit hashes rules duplicates out several times faster than hashing the string pairs into a
+    table; only a repeated hash is confirmed on the strings."""
+    if not may_repeat(pair_hash(query_hash(df[QUERY_ID]), df[ITEM_ID])):
+        return None
+    dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated()).to_series()
+    return int(dup.arg_max()) if dup.any() else None
 
 
 def add_rank(run: pl.DataFrame) -> pl.DataFrame:

@@ -29,6 +29,7 @@ from shelflab.contract import (
     RANK,
     SCORE,
     add_rank,
+    first_duplicate_pair,
     validate_qrels,
     validate_run,
 )
@@ -46,7 +47,7 @@ def read_qrels(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     kind = _kind(path)
     if kind == "trec":
-        df = _read_trec(path, [QUERY_ID, None, ITEM_ID, GRADE], QRELS_FORMAT)
+        df = _read_trec(path, [QUERY_ID, None, ITEM_ID, GRADE], {GRADE: pl.Float64}, QRELS_FORMAT)
         _check_numbers(df, GRADE, pl.Float64, path, "a number")
         _check_conflicts(df, path)
         return validate_qrels(df.drop("row"), str(path))
@@ -59,11 +60,17 @@ def read_run(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     kind = _kind(path)
     if kind == "trec":
-        df = _read_trec(path, [QUERY_ID, None, ITEM_ID, RANK, SCORE, None], RUN_FORMAT)
+        df = _read_trec(
+            path,
+            [QUERY_ID, None, ITEM_ID, RANK, SCORE, None],
+            {RANK: pl.Int64, SCORE: pl.Float64},
+            RUN_FORMAT,
+        )
         _check_numbers(df, RANK, pl.Int64, path, "an integer rank")
         _check_numbers(df, SCORE, pl.Float64, path, "a number")
         _check_duplicates(df, path)
-        return validate_run(df.drop("row"), str(path))
+        # the checks above are validate_run's, with file rows: no second pass over 5M rows
+        return df.select(QUERY_ID, ITEM_ID, SCORE, RANK)
     return _read_table(path, kind, validate_run)
 
 
@@ -141,40 +148,41 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read: {exc}", path=path) from None
 
 
-def _fast_fields(data: bytes, names: list[str | None]) -> pl.DataFrame | None:
+def _fast_fields(
+    data: bytes, names: list[str | None], dtypes: dict[str, pl.DataType]
+) -> pl.DataFrame | None:
     """The common layout (ASCII, one space between fields, one line per row, as trec_eval and
-    every ranker write it) through polars' CSV reader: several times faster than splitting
-    lines. None for any other layout (tabs, runs of spaces, blank lines, CR line ends, non-ASCII
-    text) or any bad line: the exact reader then reads it and names the line."""
+    every ranker write it) parsed and typed by polars' CSV reader: several times faster than
+    splitting lines. None for any other layout (tabs, runs of spaces, blank lines, CR line ends,
+    non-ASCII text) or any bad value: the exact reader then reads it and names the line."""
     if not data or not data.isascii() or data.startswith(b"\n") or b"\n\n" in data:
         return None
-    columns = [f"_f{i}" for i in range(len(names))]
+    if any(space in data for space in (b"\t", b"\r", b"\x0b", b"\x0c")):
+        return None
+    columns = [name or f"_ignored{i}" for i, name in enumerate(names)]
+    schema = {c: dtypes.get(c, pl.String) for c in columns}
     try:
-        df = pl.read_csv(
-            data,
-            separator=" ",
-            has_header=False,
-            quote_char=None,
-            schema=dict.fromkeys(columns, pl.String),
-        )
+        df = pl.read_csv(data, separator=" ", has_header=False, quote_char=None, schema=schema)
     except pl.exceptions.PolarsError:
-        return None  # a line with too many fields
-    odd = pl.any_horizontal(
-        pl.all().is_null() | pl.all().str.contains_any(["\t", "\r", "\x0b", "\x0c"])
-    )
-    if df.height == 0 or df.select(odd.any()).item():
-        return None  # an empty field (two spaces, a line's end), too few fields, other spaces
+        return None  # a line with too many fields (a run of spaces), a value that is no number
+    if df.height == 0 or sum(df.null_count().row(0)):
+        return None  # a line with too few fields, an empty field
+    floats = [c for c in columns if schema[c] == pl.Float64]
+    if floats and not df.select(pl.all_horizontal(pl.col(floats).is_finite().all())).item():
+        return None  # NaN or inf: the exact reader names the row
     return df.with_row_index("row", offset=1).select(
-        pl.col("row").cast(pl.Int64),
-        *[pl.col(c).alias(n) for c, n in zip(columns, names, strict=True) if n is not None],
+        pl.col("row").cast(pl.Int64), *[name for name in names if name is not None]
     )
 
 
-def _read_trec(path: Path, names: list[str | None], expected: str) -> pl.DataFrame:
+def _read_trec(
+    path: Path, names: list[str | None], dtypes: dict[str, pl.DataType], expected: str
+) -> pl.DataFrame:
     """Split each non-blank line on whitespace into len(names) fields (None = ignored field);
-    column `row` keeps the 1-based line number."""
+    column `row` keeps the 1-based line number. Well-formed files come back with `dtypes`
+    applied; any other file comes back as strings for `_check_numbers` to cast and report."""
     data = _read_bytes(path)
-    fast = _fast_fields(data, names)
+    fast = _fast_fields(data, names, dtypes)
     if fast is not None:
         return fast
     try:
@@ -220,11 +228,9 @@ def _check_numbers(df: pl.DataFrame, name: str, dtype: pl.DataType, path: Path, 
 
 
 def _check_conflicts(df: pl.DataFrame, path: Path) -> None:
-    key = pl.struct(QUERY_ID, ITEM_ID)
     distinct = df.unique(subset=[QUERY_ID, ITEM_ID, GRADE], keep="first", maintain_order=True)
-    dup = distinct.select(key.is_duplicated()).to_series()
-    if dup.any():
-        i = int(dup.arg_max())
+    i = first_duplicate_pair(distinct)
+    if i is not None:
         q, d = distinct[QUERY_ID][i], distinct[ITEM_ID][i]
         clash = df.filter((pl.col(QUERY_ID) == q) & (pl.col(ITEM_ID) == d))
         rows = clash["row"].to_list()
@@ -238,9 +244,8 @@ def _check_conflicts(df: pl.DataFrame, path: Path) -> None:
 
 
 def _check_duplicates(df: pl.DataFrame, path: Path) -> None:
-    dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated()).to_series()
-    if dup.any():
-        i = int(dup.arg_max())
+    i = first_duplicate_pair(df)
+    if i is not None:
         q, d = df[QUERY_ID][i], df[ITEM_ID][i]
         rows = df.filter((pl.col(QUERY_ID) == q) & (pl.col(ITEM_ID) == d))["row"].to_list()
         raise InputError(

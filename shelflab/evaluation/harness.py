@@ -45,6 +45,8 @@ from shelflab.contract import (
     QUERY_ID,
     RANK,
     SCORE,
+    pair_hash,
+    query_hash,
     require_columns,
     validate_qrels,
     validate_run,
@@ -60,7 +62,6 @@ from shelflab.evaluation.metrics import (
 from shelflab.evaluation.ranking import (
     Keys,
     join_on_keys,
-    pair_key,
     positions_in_runs,
     rank_positions,
 )
@@ -252,7 +253,7 @@ def build_gain_matrix(
     )
     gains = np.zeros((n_eval, depth))
     if positives.height:
-        pos_keys = pair_key(positives[QUERY_ID].hash(seed=1).to_numpy(), positives[ITEM_ID])
+        pos_keys = pair_hash(query_hash(positives[QUERY_ID]), positives[ITEM_ID])
         hits = join_on_keys(run, keys.pair, positives, pos_keys, [QUERY_ID, ITEM_ID])
         if hits.height:
             pos = ranking.position[hits["row"].to_numpy()]

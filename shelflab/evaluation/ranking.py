@@ -9,9 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from shelflab.contract import ITEM_ID, QUERY_ID, SCORE
-
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+from shelflab.contract import ITEM_ID, QUERY_ID, SCORE, may_repeat, pair_hash, query_hash
 
 
 @dataclass(frozen=True)
@@ -24,19 +22,12 @@ class Keys:
 
     @classmethod
     def of(cls, df: pl.DataFrame) -> Keys:
-        query = df[QUERY_ID].hash(seed=1).to_numpy()
-        return cls(query, pair_key(query, df[ITEM_ID]))
+        query = query_hash(df[QUERY_ID])
+        return cls(query, pair_hash(query, df[ITEM_ID]))
 
     def may_have_duplicates(self) -> bool:
         """False only when no (query_id, item_id) repeats (True may be a collision)."""
-        if len(self.pair) < 2:
-            return False
-        ordered = np.sort(self.pair)
-        return bool((ordered[1:] == ordered[:-1]).any())
-
-
-def pair_key(query_hash: np.ndarray, items: pl.Series) -> np.ndarray:
-    return (query_hash * _MIX) ^ items.hash(seed=2).to_numpy()
+        return may_repeat(self.pair)
 
 
 def join_on_keys(
@@ -105,9 +96,7 @@ def rank_positions(run: pl.DataFrame, qq: pl.DataFrame, keys: Keys) -> Ranking:
         )
 
     table = qq.select(QUERY_ID, "qi").with_row_index("k")
-    matched = join_on_keys(
-        run, keys.query, table, table[QUERY_ID].hash(seed=1).to_numpy(), [QUERY_ID]
-    )
+    matched = join_on_keys(run, keys.query, table, query_hash(table[QUERY_ID]), [QUERY_ID])
     n_not_in_qrels = 0
     if matched.height < n:
         known = np.zeros(n, dtype=bool)

@@ -242,6 +242,7 @@ RUN_LINES = [
         lambda lines: "\n".join(x.replace(" ", "\t") for x in lines) + "\n",  # tabs: exact one
         lambda lines: "\n\n".join("  " + x.replace(" ", "   ") for x in lines) + "\n",
         lambda lines: "\r\n".join(lines) + "\r\n",
+        lambda lines: " \n".join(lines) + " \n",  # trailing spaces: polars sees 7 fields
         lambda lines: "\n".join([*lines[:3], lines[3].replace("d1", "d\u00e91")]) + "\n",
     ],
 )
@@ -264,4 +265,21 @@ def test_fast_layout_still_names_the_bad_line(tmp_path):
         read_run(path)
     path.write_text("\n".join([*RUN_LINES[:2], "q1 Q0 d8 3", RUN_LINES[3]]) + "\n")
     with pytest.raises(InputError, match=r"row 3: 4 field"):
+        read_run(path)
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("q1 Q0 d8 1.5 0.5 run", r"row 3: non-numeric rank '1\.5'"),
+        ("q1 Q0 d8 3 inf run", r"row 3: non-finite score 'inf'"),
+        ("q1 Q0 d8 3 nan run", r"row 3: non-finite score 'nan'"),
+        ("q1 Q0 d8 3 0.5 run extra", r"row 3: 7 field"),
+        ("q1 Q0 d7 3 0.5 run", r"row 3: item 'd7' appears more than once for query 'q1'"),
+    ],
+)
+def test_typed_fast_reader_hands_bad_values_to_the_exact_one(tmp_path, bad_line, message):
+    path = tmp_path / "bad.run"
+    path.write_text("\n".join([*RUN_LINES[:2], bad_line, RUN_LINES[3]]) + "\n")
+    with pytest.raises(InputError, match=message):
         read_run(path)
