@@ -130,9 +130,13 @@ class DenseRetriever(Retriever):
 
             path, length = str(self.model_path), self.params["max_seq_length"]
             if self.backend == "onnx":
-                self._encoder = load_onnx_encoder(path, length)
-                DEVICES["encoder"] = "cpu (onnxruntime)"
-            else:
+                try:
+                    self._encoder = load_onnx_encoder(path, length)
+                    DEVICES["encoder"] = "cpu (onnxruntime)"
+                except ConfigError:  # modules ONNX Runtime cannot run here
+                    if self.params["backend"] != "auto":
+                        raise
+            if self._encoder is None:
                 self._encoder = load_encoder(path, self.device, length)
         return self._encoder
 

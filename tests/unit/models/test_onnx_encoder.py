@@ -60,3 +60,69 @@ def test_dense_backend_auto_is_onnx_on_cpu_and_embeds_like_torch():
     queries = ["cordless drill", "outdoor ceiling fan with light", "1/2 in. pvc elbow"]
     a, b = auto.embed_queries(queries), torch_model.embed_queries(queries)
     assert (a * b).sum(axis=1).min() > 0.99999
+
+
+def test_token_ids_equal_the_transformers_tokenizer(path, titles):
+    """The fast tokenizer read from tokenizer.json pads and truncates as sentence-transformers
+    calls the transformers tokenizer (strip, longest in the batch, max_seq_length)."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from shelflab.models.onnx_encoder import _tokenize, read_spec
+
+    spec = read_spec(Path(path), 64)
+    reference = AutoTokenizer.from_pretrained(path)
+    for start in range(0, len(titles), 50):
+        batch = [f"  {t} " for t in titles[start : start + 50]]
+        ours = _tokenize(spec, batch)
+        theirs = reference([t.strip() for t in batch], padding=True, truncation="longest_first",
+                           max_length=64, return_tensors="np")  # fmt: skip
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            assert (ours[name] == theirs[name]).all(), name
+    assert spec.pooling == "mean" and spec.dim == 384 and spec.normalize
+
+
+def test_loading_an_exported_model_imports_no_torch(path, tmp_path):
+    """A stage that finds the graph in the cache loads in a fraction of a second."""
+    import subprocess
+    import sys
+
+    load_onnx_encoder(path)  # exported into this module's cache
+    code = (
+        "import sys; from shelflab.models.onnx_encoder import load_onnx_encoder; "
+        f"e = load_onnx_encoder({path!r}); e.encode(['drill']); "
+        "print(sorted({'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ([], "no modules.json"),
+        (["Transformer", "Pooling", "Dense", "Normalize"], "'Dense'"),
+        (["Transformer"], r"\['Transformer'\]"),
+    ],
+)
+def test_models_onnx_cannot_run_are_refused(path, tmp_path, modules, message):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from shelflab.errors import ConfigError
+    from shelflab.models.onnx_encoder import read_spec
+
+    model = tmp_path / "model"
+    shutil.copytree(path, model)
+    listed = [
+        {"path": "1_Pooling" if k == "Pooling" else "", "type": f"sentence_transformers.models.{k}"}
+        for k in modules
+    ]
+    if modules:
+        (model / "modules.json").write_text(json.dumps(listed))
+    else:
+        (model / "modules.json").unlink()
+    with pytest.raises(ConfigError, match=message):
+        read_spec(Path(model))
