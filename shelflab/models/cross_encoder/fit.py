@@ -104,17 +104,26 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
         history["valid_ndcg@10"].append(base)  # epoch 0: the first stage alone
         log(f"{name}: epoch 0 (first stage {p['first_stage']!r}) valid ndcg@10 {base:.4f}")
     stopper = EarlyStopping.for_module(ce, p["patience"])
-    epochs_run = 0
-    for epoch, loss in train_epochs(
+    epochs_run, pairs_per_s = 0, []
+    # the valid head is scored once per epoch; the best epoch's logits also choose the fusion
+    # weight, so the chosen weights are never scored twice
+    valid_logits: dict[int, list[float]] = {}
+    if va_first is not None:
+        first_run, head = candidate_head(va_first, vq, items, n)
+        valid_texts = head_texts(head)
+    for epoch, loss, rate in train_epochs(
         ce, pairs, p, name=name, progress_lines=model.ctx.show_progress
     ):
         epochs_run = epoch
         history["loss"].append(loss)
+        pairs_per_s.append(rate)
         if va_first is None:
             log(f"{name}: epoch {epoch}/{p['epochs']} mean loss {loss:.4f}")
             continue
         assert vq is not None and vqrels is not None
-        ndcg = score_run(model._rerank(ce, va_first, vq, items, n, weight=1.0), vqrels)
+        show = model.ctx.show_progress
+        valid_logits[epoch] = predict_logits(ce, *valid_texts, show_progress=show)
+        ndcg = score_run(fuse(first_run, head, valid_logits[epoch], n, n, 1.0), vqrels)
         history["valid_ndcg@10"].append(ndcg)
         log(
             f"{name}: epoch {epoch}/{p['epochs']} mean loss {loss:.4f} "
@@ -131,8 +140,9 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
         weight = float(p["fusion_weight"])
     elif va_first is not None:
         assert vq is not None and vqrels is not None
-        first_run, head = candidate_head(va_first, vq, items, n)
-        logits = predict_logits(ce, *head_texts(head), show_progress=model.ctx.show_progress)
+        logits = valid_logits.get(stopper.best_step if stopper.best_step is not None else -1)
+        if logits is None:
+            logits = predict_logits(ce, *valid_texts, show_progress=model.ctx.show_progress)
         weight, fusion = choose_weight(
             lambda w: score_run(fuse(first_run, head, logits, n, n, w), vqrels)
         )
@@ -151,6 +161,7 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
         "train_queries": pairs[QUERY_ID].n_unique(),
         "train_pairs": pairs.height,
         "train_positives": int((pairs[GRADE] > 0).sum()),
+        "train_pairs_per_s": round(sum(pairs_per_s) / len(pairs_per_s), 1) if pairs_per_s else 0,
         "valid_queries": 0 if vq is None else vq.height,
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -159,9 +170,10 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
 
 def train_epochs(
     ce: Any, pairs: pl.DataFrame, p: dict[str, Any], *, name: str, progress_lines: bool = False
-) -> Iterator[tuple[int, float]]:
-    """Train `ce` on `pairs` epoch by epoch (params `p`); yields (epoch, mean loss) after each
-    one, in eval mode (the caller validates, then resumes or stops)."""
+) -> Iterator[tuple[int, float, float]]:
+    """Train `ce` on `pairs` epoch by epoch (params `p`); yields (epoch, mean loss, training
+    pairs per second) after each one, in eval mode (the caller validates, then resumes or
+    stops)."""
     import numpy as np
     import torch
     from sentence_transformers.util import batch_to_device
@@ -183,10 +195,10 @@ def train_epochs(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     rng = np.random.default_rng(p["seed"])
     device = ce.device
-    progress = Progress(f"{name}: train", total, "steps", enabled=progress_lines)
+    progress = Progress(f"{name}: train", len(texts) * p["epochs"], "pairs", enabled=progress_lines)
     for epoch in range(1, p["epochs"] + 1):
         ce.train()
-        total_loss, seen = 0.0, 0
+        total_loss, seen, epoch_start = 0.0, 0, time.perf_counter()
         # pairs of similar length share a batch: each is padded to its own longest pair
         for batch in length_bucketed_batches(lengths, bs, rng):
             idx = batch.tolist()
@@ -200,8 +212,9 @@ def train_epochs(
             optimizer.zero_grad(set_to_none=True)
             total_loss += float(loss.detach()) * len(idx)
             seen += len(idx)
-            progress.update(1, epoch=epoch, loss=float(loss.detach()))
+            progress.update(len(idx), epoch=epoch, loss=float(loss.detach()))
+        rate = seen / max(time.perf_counter() - epoch_start, 1e-9)
         ce.eval()
         if epoch == p["epochs"]:
             progress.close()  # an early stop leaves it open: the step count would mislead
-        yield epoch, total_loss / max(seen, 1)
+        yield epoch, total_loss / max(seen, 1), rate

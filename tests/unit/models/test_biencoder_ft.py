@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -75,6 +76,19 @@ def test_batches_never_repeat_a_query_or_positive():
     for b in batches:
         assert len({r[-2] for r in b}) == len(b) and len({r[-1] for r in b}) == len(b)
     assert _batches(rows, 4, 1, 0) == batches and _batches(rows, 4, 1, 1) != batches
+
+
+def test_batches_group_texts_of_similar_length():
+    lengths = np.random.default_rng(0).integers(1, 200, 512)
+    rows = [["x" * int(n), "y", f"q{j}", f"i{j}"] for j, n in enumerate(lengths)]
+    batches = _batches(rows, 8, seed=3, epoch=0)
+    assert sorted(r[-2] for b in batches for r in b) == sorted(r[-2] for r in rows)
+
+    def spread(groups):  # mean (longest - shortest) text in a batch
+        return np.mean([max(len(r[0]) for r in g) - min(len(r[0]) for r in g) for g in groups])
+
+    shuffled = [rows[i : i + 8] for i in range(0, len(rows), 8)]
+    assert spread(batches) < 0.2 * spread(shuffled)
 
 
 def test_fit_improves_valid_and_reports_progress(trained):
