@@ -106,7 +106,8 @@ class Progress:
         self.done += n
         self.fields.update(fields)
         now = time.perf_counter()
-        if self.enabled and now - self.last >= self.every:
+        finished = self.total is not None and self.done >= self.total  # close() says it
+        if self.enabled and now - self.last >= self.every and not finished:
             self.last = now
             self._print(self.line())
 

@@ -20,9 +20,11 @@ def check_components(
     model: str, params: dict[str, Any], family: str, first_stage: bool = False
 ) -> None:
     """Validate `params["components"]` in place (each a full spec with defaults, so the saved
-    spec records every value used); no component of the composite's own family; with
-    `first_stage`, `params["first_stage"]` must name a component."""
+    spec records every value used, and `chroma` off unless it is searched); no component of
+    the composite's own family; with `first_stage`, `params["first_stage"]` must name a
+    component."""
     from shelflab.models.registry import validate_spec
+    from shelflab.models.training import fit_spec
 
     comps = params[COMPONENTS]
     if not comps:
@@ -30,7 +32,9 @@ def check_components(
     for name, spec in comps.items():
         if spec.get("family") == family:
             raise ConfigError(f"model {model!r}: component {name!r} is itself a {family}")
-        comps[name] = {"family": spec.get("family", name), **validate_spec(name, spec)}
+        # a component is only ever searched as its spec says: no Chroma collection that its
+        # exact search would never read (a minute per index of the full catalog)
+        comps[name] = fit_spec({"family": spec.get("family", name), **validate_spec(name, spec)})
     if first_stage and params["first_stage"] not in comps:
         raise ConfigError(
             f"model {model!r}: param 'first_stage' = {params['first_stage']!r} is not a "

@@ -59,7 +59,8 @@ def judged_queries(queries: pl.DataFrame, qrels: pl.DataFrame) -> pl.DataFrame:
 
 
 def fit_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec of a private copy built during fit: no Chroma collection unless searched."""
+    """The spec of a component or of a private copy built during fit: no Chroma collection
+    unless searched."""
     spec = dict(spec)
     if spec.get("family") == "dense" and spec.get("search") != "chroma":
         spec["chroma"] = False

@@ -34,13 +34,23 @@ def test_progress_line_has_count_percent_rate_and_eta(monkeypatch):
 
 def test_progress_prints_at_most_every_interval():
     out = io.StringIO()
-    p = Progress("loop", 10_000, every=3600, stream=out)
+    p = Progress("loop", 20_000, every=3600, stream=out)
     for _ in range(10_000):
         p.update()
     assert out.getvalue() == ""  # nothing before the first interval has passed
     p.every = 0
     p.update(0)
     assert out.getvalue().count("\n") == 1
+
+
+def test_the_last_update_leaves_the_line_to_close():
+    out = io.StringIO()
+    p = Progress("loop", 4, "steps", every=0, stream=out)
+    p.update(3)
+    p.update(1)  # 4/4: close() prints the one closing line with the total time
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "3/4 steps" in lines[0] and lines[1].startswith("loop: 4 steps in")
 
 
 def test_progress_without_total_shows_count_and_rate():
