@@ -35,6 +35,7 @@ index_dir: `shelflab-index.json`, `items.parquet` (item_id, text: the text featu
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,6 +62,7 @@ from shelflab.models.features import (
     model_score_features,
     text_feature_frame,
 )
+from shelflab.models.frame_cache import FrameCache, data_digest
 from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.pair_scores import pair_scores
 from shelflab.models.params import Param
@@ -247,12 +249,26 @@ class XGBRankerRetriever(Reranker):
         if hit is not None and hit[0] == key and hit[1] is train:
             return hit[2], hit[3]
         items = check_items(train.items)
-        with built_models(p[COMPONENTS], items, self.ctx, "xgb_ltr") as comps:
-            tr = self._labelled(comps, train.train_queries, train.train_qrels, items, "train")
-            va = None
-            if valid:
-                assert train.valid_queries is not None and train.valid_qrels is not None
-                va = self._labelled(comps, train.valid_queries, train.valid_qrels, items, "valid")
+        inputs = [items, train.train_queries, train.train_qrels]
+        if valid:
+            inputs += [train.valid_queries, train.valid_qrels]
+        # tune@ and train@ of one repro build the same frames: the second reads them back
+        cache = FrameCache(self.ctx.cache_dir, "ltr_features", key + data_digest(*inputs))
+        cached = cache.load(["train", "valid"])
+        if cached is not None and cached["train"] is not None:
+            tr, va = cached["train"], cached["valid"]
+            if self.ctx.show_progress:
+                print(f"{self.name}: features from the cache ({cache.dir})", file=sys.stderr)
+        else:
+            with built_models(p[COMPONENTS], items, self.ctx, "xgb_ltr") as comps:
+                tr = self._labelled(comps, train.train_queries, train.train_qrels, items, "train")
+                va = None
+                if valid:
+                    assert train.valid_queries is not None and train.valid_qrels is not None
+                    va = self._labelled(
+                        comps, train.valid_queries, train.valid_qrels, items, "valid"
+                    )
+            cache.save({"train": tr, "valid": va})
         _FRAMES["last"] = (key, train, tr, va)
         return tr, va
 

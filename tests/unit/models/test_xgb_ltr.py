@@ -151,6 +151,37 @@ def test_booster_only_changes_reuse_the_training_frames(ctx, data):
     assert xgb_ltr._FRAMES["last"][2][xgb_ltr.RANK].max() <= 10
 
 
+def test_training_frames_are_read_back_from_disk_by_a_later_stage(ctx, data, tmp_path, capsys):
+    from dataclasses import replace
+
+    from shelflab.models import frame_cache, xgb_ltr
+
+    ctx = replace(ctx, cache_dir=tmp_path, show_progress=True)
+    spec = {**SPEC, "components": {"bm25": {"family": "bm25"}}, "n_estimators": 5}
+    first = create("a", spec, ctx)
+    first.fit(data[0])
+    built = xgb_ltr._FRAMES.pop("last")[2]  # what a new process (train@ after tune@) lacks
+    assert "features from the cache" not in capsys.readouterr().err
+    again = create("b", {**spec, "eta": 0.3}, ctx)
+    again.fit(data[0])
+    assert "features from the cache" in capsys.readouterr().err
+    assert xgb_ltr._FRAMES["last"][2].equals(built)
+    assert again.train_info["train_pairs"] == first.train_info["train_pairs"]
+    # other data (one judgment fewer) or other model code: a miss, built afresh
+    xgb_ltr._FRAMES.clear()
+    fewer = replace(data[0], train_qrels=data[0].train_qrels.slice(1))
+    create("c", spec, ctx).fit(fewer)
+    assert "features from the cache" not in capsys.readouterr().err
+    xgb_ltr._FRAMES.clear()
+    frame_cache.code_digest.cache_clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frame_cache.pl, "__version__", "0.0.0")  # part of the code digest
+        create("d", spec, ctx).fit(data[0])
+    frame_cache.code_digest.cache_clear()
+    assert "features from the cache" not in capsys.readouterr().err
+    assert len([d for d in (tmp_path / "ltr_features").iterdir()]) == frame_cache.KEEP
+
+
 def test_reranker_params_are_declared_once():
     from shelflab.models.cross_encoder import CrossEncoderRetriever
     from shelflab.models.reranker import Reranker, reranker_params
