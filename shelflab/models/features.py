@@ -21,8 +21,10 @@ Tokens: lower-cased maximal runs of [a-z0-9], a decimal point inside digits kept
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import polars as pl
 from rapidfuzz import process
@@ -58,7 +60,7 @@ def char_ngrams(text: str, n: int = 3) -> set[str]:
     return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
+def jaccard(a: AbstractSet[str], b: AbstractSet[str]) -> float:
     """|a & b| / |a | b|; 0 for two empty sets."""
     union = len(a | b)
     return len(a & b) / union if union else 0.0
@@ -90,10 +92,19 @@ def _contains_seq(hay: list[str], needle: list[str]) -> bool:
     return n > 0 and any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _parts(text: str) -> tuple[list[str], frozenset[str], tuple[str, ...], frozenset[str]]:
+    """(tokens, token set, sorted distinct tokens, character 3-grams) of a text: each catalog
+    title and query is split once per process, however many pairs it is in."""
+    tokens = tokenize(text)
+    distinct = frozenset(tokens)
+    return tokens, distinct, tuple(sorted(distinct)), frozenset(char_ngrams(text))
+
+
 def text_features(query: str, title: str, groups: Sequence[str] = GROUPS) -> dict[str, float]:
     """The text features of one (query, title) pair, for the requested groups."""
-    q, t = tokenize(query), tokenize(title)
-    qs, ts = set(q), set(t)
+    q, qs, q_sorted, q3 = _parts(query)
+    t, ts, t_sorted, t3 = _parts(title)
     out: dict[str, float] = {}
     if "lexical" in groups:
         common = len(qs & ts)
@@ -102,8 +113,8 @@ def text_features(query: str, title: str, groups: Sequence[str] = GROUPS) -> dic
         out["jaccard"] = jaccard(qs, ts)
         out["phrase"] = float(_contains_seq(t, q))
     if "fuzzy" in groups:
-        out["char3_jaccard"] = jaccard(char_ngrams(query), char_ngrams(title))
-        best = best_token_ratios(sorted(qs), sorted(ts))
+        out["char3_jaccard"] = jaccard(q3, t3)
+        best = best_token_ratios(q_sorted, t_sorted)
         out["fuzzy_token"] = sum(best) / len(best) if best else 0.0
     if "length" in groups:
         out["query_tokens"] = float(len(q))

@@ -48,7 +48,18 @@ class HybridRetriever(Composite):
             )
 
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
+        return self.retrieve_with_components(queries, k)[0]
+
+    def retrieve_with_components(
+        self, queries: pl.DataFrame, k: int
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+        """The fused top-k and each component's own run (top max(depth, k)), which a reranker
+        reads as features instead of retrieving every component a second time."""
         depth = max(self.params["depth"], k)
-        runs = [model.retrieve(queries, depth) for model in self.components.values()]
+        runs = {name: model.retrieve(queries, depth) for name, model in self.components.items()}
         p = self.params
-        return fuse(runs, p["method"], k=k, rrf_k=p["rrf_k"], weights=p["weights"], norm=p["norm"])
+        fused = fuse(
+            list(runs.values()), p["method"], k=k, rrf_k=p["rrf_k"], weights=p["weights"],
+            norm=p["norm"],
+        )  # fmt: skip
+        return fused, runs

@@ -3,6 +3,9 @@ of a reranker, for candidates the component itself may not have ranked."""
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import polars as pl
 
 from shelflab.contract import ITEM_ID, QUERY_ID, TEXT
@@ -26,7 +29,7 @@ def pair_scores(model: Retriever, queries: pl.DataFrame, pairs: pl.DataFrame) ->
     if isinstance(model, DenseRetriever):
         model._require_index()
         assert model._emb is not None and model._ids is not None
-        row_of_item = {str(i): r for r, i in enumerate(model._ids.tolist())}
+        row_of_item = _rows_of(model, model._ids)
         pi = np.asarray([row_of_item[i] for i in pairs[ITEM_ID].to_list()], dtype=np.int64)
         q = model.embed_queries(texts)
         return np.einsum("ij,ij->i", q[pq], model._emb[pi]).astype(np.float64).tolist()
@@ -34,7 +37,7 @@ def pair_scores(model: Retriever, queries: pl.DataFrame, pairs: pl.DataFrame) ->
         bm25, ids = model._bm25, model._item_ids
         if bm25 is None or ids is None:
             raise ConfigError(f"model {model.name!r}: call build_index or open_index first")
-        row_of_item = {str(i): r for r, i in enumerate(ids.tolist())}
+        row_of_item = _rows_of(model, ids)
         pi = np.asarray([row_of_item[i] for i in pairs[ITEM_ID].to_list()], dtype=np.int64)
         vocab = bm25.vocab_dict
         tokens = model._tokenize(texts)
@@ -48,3 +51,18 @@ def pair_scores(model: Retriever, queries: pl.DataFrame, pairs: pl.DataFrame) ->
             out[mask] = bm25.get_scores(known)[pi[mask]]
         return out.tolist()
     return None
+
+
+_ROWS: weakref.WeakKeyDictionary[Retriever, tuple[Any, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _rows_of(model: Retriever, ids: Any) -> dict[str, int]:
+    """item_id -> row of the model's index arrays, built once per opened index (a dict over
+    the whole catalog per call was half of a single query's reranking time)."""
+    cached = _ROWS.get(model)
+    if cached is None or cached[0] is not ids:
+        cached = (ids, {str(i): r for r, i in enumerate(ids.tolist())})
+        _ROWS[model] = cached
+    return cached[1]
