@@ -1,7 +1,6 @@
 """train@<model>: fit the model on the train split (zero-shot models only record their spec)."""
 
 import sys
-import time
 
 from shelflab.atomic import atomic_dir
 from shelflab.cli.stage import run_stage
@@ -17,11 +16,11 @@ def main(name: str) -> None:
     # the tune@ stage's best values on top of params.yaml (pass-through when not tuned)
     spec = tuned_spec(layout.root, name, model_spec(load_params(), name))
     model = create(name, spec, model_context(layout))
-    start = time.perf_counter()
     model.fit(train_data(layout))
     with atomic_dir(layout.model_dir(name)) as tmp:
         model.save(tmp)
-    print(f"train@{name}: {spec['family']} ready in {time.perf_counter() - start:.1f}s")
+    # wall and CPU time: run_stage's closing line
+    print(f"train@{name}: {spec['family']} saved to {layout.model_dir(name)}")
 
 
 if __name__ == "__main__":
