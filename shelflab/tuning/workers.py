@@ -65,6 +65,8 @@ def optimize(job: Job, study=None, data: TrainData | None = None) -> None:
         k=job.cfg["k"],
         relevance_threshold=job.relevance_threshold,
         ctx=job.ctx,
+        catalog=job.cfg.get("catalog"),
+        seed=job.cfg["seed"],
     )
     space = job.cfg["space"]
     trial_spec = {**job.spec, **job.cfg["fixed"]}  # cheaper trial settings, never written out

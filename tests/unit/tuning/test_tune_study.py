@@ -9,6 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from shelflab.errors import ConfigError
 from shelflab.tuning.objective import Evaluator
 from shelflab.tuning.results import TuningError
 from shelflab.tuning.study import tune_model
@@ -257,3 +258,28 @@ def test_fixed_params_apply_to_trials_only(tmp_path, train_data):
     trial_spec = {**BM25, "method": "robertson", "k1": 0.4, "b": result.best_params["b"]}
     assert result.best_value == pytest.approx(Evaluator(train_data).score("bm25", trial_spec))
     assert result.best_value != pytest.approx(Evaluator(train_data).score("bm25", result.best_spec))
+
+
+def test_trials_can_index_a_smaller_catalog(tmp_path, train_data):
+    """`catalog: N`: every judged valid item plus a seeded sample, the same for every trial."""
+    from shelflab.tuning.objective import trial_catalog
+
+    items, qrels = train_data.items, train_data.valid_qrels
+    judged = set(qrels["item_id"].cast(str).to_list()) & set(items["item_id"].to_list())
+    size = len(judged) + 100
+    small = trial_catalog(items, qrels, size, seed=3)
+    assert small.height == size and judged <= set(small["item_id"].to_list())
+    assert small.equals(trial_catalog(items, qrels, size, seed=3))
+    assert not small.equals(trial_catalog(items, qrels, size, seed=4))
+    assert trial_catalog(items, qrels, 10, seed=3).height == len(judged)  # judged ones stay
+
+    cfg = {"seed": 1, "models": {"bm25": {"trials": 2, "catalog": size,
+           "space": {"b": {"type": "float", "low": 0.2, "high": 0.9}}}}}  # fmt: skip
+    result = tune_model("bm25", BM25, cfg, train_data, storage=sqlite(tmp_path))
+    spec = result.best_spec
+    on_small = Evaluator(train_data, catalog=size, seed=1).score("bm25", spec)
+    assert result.best_value == pytest.approx(on_small)
+    assert result.best_value != pytest.approx(Evaluator(train_data).score("bm25", spec))
+    with pytest.raises(ConfigError, match=r"tune.models.bm25.catalog: expected a positive"):
+        bad = {"bm25": {**cfg["models"]["bm25"], "catalog": 0}}
+        tune_model("bm25", BM25, {"models": bad}, train_data)
