@@ -16,7 +16,23 @@ def cli_store(store, monkeypatch):
     return store
 
 
-def test_promote_history_rollback_commands(cli_store, name, built, publisher, capsys):
+@pytest.fixture
+def gate_without_timing(repo_root, tmp_path, monkeypatch):
+    """The repo's params.yaml with a promote gate that reads no latency ratio: the models'
+    latencies were measured on cores the other test workers share, so a ratio guard would
+    make the decision depend on the machine's load."""
+    import yaml
+    from plugins.registry import PROMOTE_CFG
+
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["promote"] = PROMOTE_CFG
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_promote_history_rollback_commands(
+    cli_store, gate_without_timing, name, built, publisher, capsys
+):
     v1 = publisher(name, built["dense"])
     v2 = publisher(name, built["bm25"])
     assert main(["promote", "--name", name, "--candidate", v1]) == 0
