@@ -10,7 +10,9 @@ Low fidelity for encoders (`catalog: N` in a model's tune entry): trials index o
 every item judged in the tuning split plus a seeded sample of the others, instead of embedding
 the whole catalog with each trial's new weights (minutes per trial on 54,667 titles). Every
 trial of the study sees the same catalog, so trials stay comparable; train@ and evaluate@ use
-the whole catalog.
+the whole catalog. `queries: N` likewise scores every trial on the same seeded sample of N
+judged queries of the tuning split (a reranker scores each query's candidates with a
+transformer: minutes per trial on 919 valid queries).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Evaluator:
         relevance_threshold: float = 1.0,
         ctx: ModelContext | None = None,
         catalog: int | None = None,
+        n_queries: int | None = None,
         seed: int = 0,
     ) -> None:
         if split not in TUNABLE_SPLITS:
@@ -56,6 +59,8 @@ class Evaluator:
         qrels = data.valid_qrels if split == "valid" else data.train_qrels
         if queries is None or qrels is None or queries.height == 0:
             raise ConfigError(f"tune: the {split} split has no queries")
+        if n_queries is not None:
+            queries, qrels = query_sample(queries, qrels, n_queries, seed, relevance_threshold)
         self.data = data
         query_input = [c for c in ("text", "history") if c in queries.columns][:1]
         self.queries = queries.select("query_id", *query_input)
@@ -141,3 +146,19 @@ def trial_catalog(items: pl.DataFrame, qrels: pl.DataFrame, size: int, seed: int
     keep = judged.to_numpy().copy()
     keep[rng.choice(others, min(extra, len(others)), replace=False)] = True
     return items.filter(pl.Series(keep))
+
+
+def query_sample(
+    queries: pl.DataFrame, qrels: pl.DataFrame, size: int, seed: int, threshold: float = 1.0
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A seeded sample of `size` queries with a relevant judgment (grade >= `threshold`; all of
+    them when they are fewer), in split order, and their qrels: queries and judgments stay
+    paired, so no sampled-out query scores 0 and every sampled one is evaluated."""
+    relevant = qrels.filter(pl.col("grade").cast(pl.Float64) >= threshold)["query_id"]
+    judged = queries.filter(
+        pl.col("query_id").cast(pl.String).is_in(relevant.cast(pl.String).implode())
+    )
+    if judged.height > size:
+        judged = judged.with_row_index("_row").sample(n=size, seed=seed).sort("_row").drop("_row")
+    keep = judged["query_id"].cast(pl.String).implode()
+    return judged, qrels.filter(pl.col("query_id").cast(pl.String).is_in(keep))

@@ -33,19 +33,20 @@ def model_config(tune_cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
         "timeout": None,
         "fixed": {},
         "catalog": None,
+        "queries": None,
         **{k: v for k, v in entry.items() if k != "space"},
     }
     cfg["space"] = check_space(name, entry.get("space"))
     if not isinstance(cfg["fixed"], Mapping):
         raise ConfigError(f"tune.models.{name}.fixed: expected a mapping of param -> value")
     cfg["fixed"] = dict(cfg["fixed"])
-    catalog = cfg["catalog"]
-    if catalog is not None and (not isinstance(catalog, int) or isinstance(catalog, bool)
-                                or catalog < 1):  # fmt: skip
-        raise ConfigError(
-            f"tune.models.{name}.catalog: expected a positive number of items or null, "
-            f"got {catalog!r}"
-        )
+    for key, unit in (("catalog", "items"), ("queries", "queries")):
+        size = cfg[key]
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ConfigError(
+                f"tune.models.{name}.{key}: expected a positive number of {unit} or null, "
+                f"got {size!r}"
+            )
     if not isinstance(cfg["trials"], int) or cfg["trials"] < 1:
         raise ConfigError(f"tune.models.{name}.trials: expected a positive integer")
     if cfg["sampler"] not in SAMPLERS:

@@ -55,7 +55,7 @@ def study_name_for(
         "spec": spec,
         "space": cfg["space"],
         **({"fixed": cfg["fixed"]} if cfg["fixed"] else {}),
-        **({"catalog": cfg["catalog"]} if cfg.get("catalog") else {}),
+        **{k: cfg[k] for k in ("catalog", "queries") if cfg.get(k)},
         **{k: cfg[k] for k in ("seed", "sampler", "metric", "split", "k")},
         "relevance_threshold": threshold,
         "data": fingerprint,

@@ -66,6 +66,7 @@ def optimize(job: Job, study=None, data: TrainData | None = None) -> None:
         relevance_threshold=job.relevance_threshold,
         ctx=job.ctx,
         catalog=job.cfg.get("catalog"),
+        n_queries=job.cfg.get("queries"),
         seed=job.cfg["seed"],
     )
     space = job.cfg["space"]

@@ -44,10 +44,12 @@ def log(message: str) -> None:
     print(f"[cross_encoder] {message}", file=sys.stderr, flush=True)
 
 
-def valid_split(train: TrainData, valid: bool) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+def valid_split(
+    train: TrainData, valid: bool, max_queries: int | None = None, seed: int = 0
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """(judged valid queries, their qrels), or (None, None) without a valid split (`valid`:
     `has_valid(train)`); judged queries only, so every valid figure averages over the same
-    queries."""
+    queries; at most `max_queries` of them (a seeded sample, fixed for every epoch)."""
     if not valid:
         return None, None
     assert train.valid_queries is not None and train.valid_qrels is not None
@@ -58,6 +60,8 @@ def valid_split(train: TrainData, valid: bool) -> tuple[pl.DataFrame | None, pl.
             path="valid_qrels",
             expected="valid queries with at least one relevant item (grade > 0)",
         )
+    if max_queries is not None and vq.height > max_queries:
+        vq = vq.sample(n=max_queries, seed=seed).sort(QUERY_ID)
     vqrels = train.valid_qrels.filter(
         pl.col(QUERY_ID).cast(pl.String).is_in(vq[QUERY_ID].implode())
     )
@@ -79,7 +83,7 @@ def fit_cross_encoder(model: CrossEncoderRetriever, train: TrainData) -> tuple[A
     tq = judged_queries(train.train_queries, train.train_qrels)
     if p["max_train_queries"] is not None and tq.height > p["max_train_queries"]:
         tq = tq.sample(n=p["max_train_queries"], seed=p["seed"]).sort(QUERY_ID)
-    vq, vqrels = valid_split(train, valid)
+    vq, vqrels = valid_split(train, valid, p["eval_max_queries"], p["seed"])
     with built_models(p[COMPONENTS], items, model.ctx, "cross_encoder") as comps:
         first = comps[p["first_stage"]]
         cands = labelled_candidates(first, tq, train.train_qrels, n)

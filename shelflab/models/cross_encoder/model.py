@@ -54,6 +54,14 @@ class CrossEncoderRetriever(Reranker):
         "max_train_queries": Param(
             "int", None, min=1, nullable=True, help="seeded sample of the train queries"
         ),
+        "eval_max_queries": Param(
+            "int",
+            None,
+            min=1,
+            nullable=True,
+            help="a fixed seeded sample of the judged valid queries for early stopping and the "
+            "fusion weight (null: all); each valid query's candidates are scored once per epoch",
+        ),
         # was `early_stopping` (same meaning); one name for every trainer
         "patience": Param(
             "int", 1, min=0, help="epochs without valid ndcg@10 gain before stopping; 0: never"

@@ -159,6 +159,29 @@ def test_fusion_weight_chosen_on_valid(ctx, data, items, tmp_path, reopen):
     assert score_run(run, qrels) == pytest.approx(grid[f"{w:.1f}"], abs=1e-6)
 
 
+def test_early_stopping_and_fusion_use_a_fixed_valid_sample(ctx, data, items, tmp_path, reopen):
+    """`eval_max_queries`: every valid figure of the fit (epoch 0, each epoch, the fusion grid)
+    is over the same seeded sample of judged valid queries."""
+    spec = {**TINY, "fusion_weight": None, "eval_max_queries": 5, "seed": 7}
+    model = create("ce", spec, own_ctx(ctx))
+    model.fit(data[0])
+    info = model.train_info
+    train = data[0]
+    vq = judged_queries(train.valid_queries, train.valid_qrels)
+    assert vq.height > 5 and info["valid_queries"] == 5
+    sample = vq.sample(n=5, seed=7).sort("query_id")
+    qrels = train.valid_qrels.filter(pl.col("query_id").is_in(sample["query_id"].implode()))
+    opened = reopen(model, ctx, items, tmp_path)[0]
+    try:
+        first = opened.components["bm25"].retrieve(sample, TINY["candidates"])
+        run = opened.retrieve(sample, TINY["candidates"])
+    finally:
+        opened.close()
+    assert info["first_stage_valid_ndcg@10"] == pytest.approx(score_run(first, qrels), abs=1e-9)
+    grid = info["valid_ndcg@10_by_fusion_weight"]
+    assert score_run(run, qrels) == pytest.approx(grid[f"{info['fusion_weight']:.1f}"], abs=1e-6)
+
+
 def test_training_is_deterministic(ctx, data, items):
     train = data[0]
     no_valid = TrainData(items, train.train_queries, train.train_qrels)
@@ -232,6 +255,7 @@ def test_refuses_training_without_positive_pairs(ctx, data, items, refuses):
         ({"lr": 0.0}, "param 'lr'"),
         ({"negatives": 0}, "param 'negatives'"),
         ({"max_train_queries": 0}, "param 'max_train_queries'"),
+        ({"eval_max_queries": 0}, "param 'eval_max_queries'"),
         ({"patience": -1}, "param 'patience'"),
         # the old name of `patience`: refused, and the message lists the new key
         ({"early_stopping": 1}, "unknown param 'early_stopping' .*known: .*patience"),

@@ -283,3 +283,41 @@ def test_trials_can_index_a_smaller_catalog(tmp_path, train_data):
     with pytest.raises(ConfigError, match=r"tune.models.bm25.catalog: expected a positive"):
         bad = {"bm25": {**cfg["models"]["bm25"], "catalog": 0}}
         tune_model("bm25", BM25, {"models": bad}, train_data)
+
+
+def test_trials_can_score_a_sample_of_the_valid_queries(tmp_path, train_data):
+    """`queries: N`: the same seeded N valid queries with a relevant item for every trial, with
+    their own judgments only (no sampled-out query scored 0)."""
+    from shelflab.evaluation.harness import evaluate
+    from shelflab.tuning.objective import query_sample
+
+    queries, qrels = train_data.valid_queries, train_data.valid_qrels
+    judged = set(qrels.filter(qrels["grade"] >= 1)["query_id"].cast(str).to_list())
+    assert len(judged) < qrels["query_id"].n_unique()  # some valid queries have no relevant item
+    size = max(2, len(judged) // 3)
+    sample, sample_qrels = query_sample(queries, qrels, size, seed=5)
+    ids = sample["query_id"].cast(str).to_list()
+    assert len(ids) == size and set(ids) <= judged
+    assert set(sample_qrels["query_id"].cast(str).to_list()) == set(ids)
+    assert sample_qrels.height == qrels.filter(qrels["query_id"].cast(str).is_in(ids)).height
+    order = queries["query_id"].cast(str).to_list()
+    assert ids == sorted(ids, key=order.index)  # split order kept
+    assert sample.equals(query_sample(queries, qrels, size, seed=5)[0])
+    assert not sample.equals(query_sample(queries, qrels, size, seed=6)[0])
+    assert query_sample(queries, qrels, 10**6, seed=5)[0].height == len(judged)
+
+    cfg = {"seed": 1, "models": {"bm25": {"trials": 2, "queries": size,
+           "space": {"b": {"type": "float", "low": 0.2, "high": 0.9}}}}}  # fmt: skip
+    result = tune_model("bm25", BM25, cfg, train_data, storage=sqlite(tmp_path))
+    spec = result.best_spec
+    # independently: the whole valid run, averaged over the study's sample (tune.seed 1) only
+    ids = query_sample(queries, qrels, size, seed=1)[0]["query_id"].cast(str).to_list()
+    full = Evaluator(train_data).model_run("bm25", spec)
+    per_query = evaluate(qrels, full, ["ndcg@10"], relevance_threshold=1.0).per_query
+    sampled = per_query.filter(per_query["query_id"].cast(str).is_in(ids))
+    assert sampled.height == size
+    assert result.best_value == pytest.approx(sampled["ndcg@10"].mean())
+    assert result.best_value != pytest.approx(Evaluator(train_data).score("bm25", spec))
+    with pytest.raises(ConfigError, match=r"tune.models.bm25.queries: expected a positive"):
+        bad = {"bm25": {**cfg["models"]["bm25"], "queries": 0}}
+        tune_model("bm25", BM25, {"models": bad}, train_data)
