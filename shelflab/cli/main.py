@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--per-query", metavar="OUT", help="write per-query values (.parquet/.csv)")
     ev.add_argument("--format", choices=["table", "json"], default="table")
+    ev.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1, nothing written) when a qrels query is missing from the run or a run "
+        "query is not in the qrels",
+    )
     ev.set_defaults(handler=cmd_evaluate)
 
     rt = sub.add_parser("retrieve", help="run a model built by `dvc repro` on new queries")
@@ -116,6 +122,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         qrels_source=args.qrels,
         run_source=args.model or args.run,
     )
+    mismatch = result.mismatch()
+    if args.strict and mismatch:
+        from shelflab.errors import InputError
+
+        raise InputError(
+            f"run and qrels disagree (--strict): {mismatch}",
+            path=args.model or args.run,
+            expected=f"exactly the queries of {args.qrels}",
+        )
     if args.model and not args.no_mlflow:
         from shelflab.cli.registry import log_registered_eval
 
@@ -124,12 +139,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.per_query:
         write_table(result.per_query, args.per_query)
     if args.format == "json":
-        print(json.dumps({m: result.means[m] for m in args.metrics}))
+        means = {m: result.means[m] for m in args.metrics}
+        print(json.dumps({"metrics": means, "queries": result.counts()}))
         return
     summary = summarize(result.per_query, args.metrics)
-    print(f"queries evaluated: {result.n_evaluated}")
     for row in summary.iter_rows(named=True):
         print(f"{row['metric']:<16} {row['mean']:.4f}  [{row['ci_low']:.4f}, {row['ci_high']:.4f}]")
+    print(counts_footer(result))
+
+
+def counts_footer(result) -> str:
+    """What the means count, as trec_eval's `num_q` and more: evaluated queries, qrels queries
+    missing from the run (scored 0), qrels queries without a relevant item (excluded), run
+    queries not in the qrels (ignored); a warning line when the run and qrels disagree."""
+    c = result.counts()
+    lines = [
+        f"queries: {c['evaluated']} evaluated, {c['missing_from_run']} missing from the run "
+        f"(scored 0), {c['without_relevant']} without a relevant item (excluded), "
+        f"{c['run_ignored']} run queries not in the qrels (ignored)"
+    ]
+    if result.mismatch():
+        lines.append(f"warning: {result.mismatch()} (--strict makes this an error)")
+    return "\n".join(lines)
 
 
 def cmd_retrieve(args: argparse.Namespace) -> None:

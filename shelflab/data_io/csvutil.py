@@ -28,7 +28,7 @@ from shelflab.quarantine import Quarantine
 ROW = "row"
 MALFORMED = "malformed record (field count differs from the header's)"
 _GZIP_MAGIC = b"\x1f\x8b"
-_UTF8_BOM = b"\xef\xbb\xbf"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 # Product descriptions can be long; the csv module's default field limit is 128 KiB.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -80,8 +80,8 @@ def decode(raw: bytes, path: str | Path, fallback: str = "latin-1") -> tuple[str
     A latin-1 file that happens to be valid UTF-8 would need multi-byte sequences made only of
     latin-1 letters in exactly UTF-8's lead/continuation pattern, which real text does not have.
     """
-    if raw.startswith(_UTF8_BOM):
-        enc, body = "utf-8-sig", raw[len(_UTF8_BOM) :]
+    if raw.startswith(UTF8_BOM):
+        enc, body = "utf-8-sig", raw[len(UTF8_BOM) :]
     else:
         enc, body = "utf-8", raw
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from shelflab.contract import QUERY_ID, TEXT, validate_queries
+from shelflab.data_io.csvutil import UTF8_BOM
 from shelflab.errors import InputError
 
 
@@ -20,6 +21,8 @@ def read_queries(path: str | Path) -> pl.DataFrame:
         rows = []
         with open(path, "rb") as fh:
             for n, raw in enumerate(fh, start=1):
+                if n == 1:
+                    raw = raw.removeprefix(UTF8_BOM)  # a byte order mark is not part of the id
                 try:
                     line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
                 except UnicodeDecodeError:

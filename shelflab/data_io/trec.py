@@ -33,6 +33,7 @@ from shelflab.contract import (
     validate_qrels,
     validate_run,
 )
+from shelflab.data_io.csvutil import UTF8_BOM
 from shelflab.errors import ConfigError, InputError
 
 __all__ = ["read_qrels", "read_run", "write_qrels_trec", "write_run_trec"]
@@ -139,13 +140,17 @@ def _kind(path: Path) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes (gunzipped), without a leading UTF-8 byte order mark: editors on
+    Windows add one, and it would become part of the first query id."""
     try:
         if path.suffix.lower() == ".gz":
             with gzip.open(path) as fh:
-                return fh.read()
-        return path.read_bytes()
+                data = fh.read()
+        else:
+            data = path.read_bytes()
     except (OSError, EOFError) as exc:
         raise InputError(f"cannot read: {exc}", path=path) from None
+    return data.removeprefix(UTF8_BOM)
 
 
 def _fast_fields(

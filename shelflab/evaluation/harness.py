@@ -83,6 +83,9 @@ class EvalResult:
     n_without_relevant: int  # qrels queries with no relevant item (excluded)
     n_not_in_qrels: int  # run queries absent from the qrels (ignored)
     notes: list[str] = field(default_factory=list)
+    # run query ids absent from the qrels that equal a qrels id missing from the run once
+    # surrounding whitespace is stripped (a likely formatting slip; ids still compare exactly)
+    whitespace_ids: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def n_evaluated(self) -> int:
@@ -99,6 +102,32 @@ class EvalResult:
             "n_without_relevant": self.n_without_relevant,
             "n_not_in_qrels": self.n_not_in_qrels,
         }
+
+    def counts(self) -> dict[str, int]:
+        """What the evaluation counted, under the names the CLI prints."""
+        return {
+            "evaluated": self.n_queries,
+            "missing_from_run": self.n_missing_from_run,
+            "without_relevant": self.n_without_relevant,
+            "run_ignored": self.n_not_in_qrels,
+            "whitespace_mismatches": len(self.whitespace_ids),
+        }
+
+    def mismatch(self) -> str | None:
+        """One line saying how the run and the qrels disagree, or None when every evaluated
+        query is in the run and every run query is in the qrels."""
+        parts = []
+        if self.n_missing_from_run:
+            parts.append(f"{self.n_missing_from_run} qrels queries missing from the run (scored 0)")
+        if self.n_not_in_qrels:
+            parts.append(f"{self.n_not_in_qrels} run queries not in the qrels (ignored)")
+        if self.whitespace_ids:
+            run_id, qrels_id = self.whitespace_ids[0]
+            parts.append(
+                f"{len(self.whitespace_ids)} differ only by surrounding whitespace, e.g. run "
+                f"{run_id!r} vs qrels {qrels_id!r}"
+            )
+        return "; ".join(parts) or None
 
 
 def evaluate(
@@ -135,6 +164,9 @@ def evaluate(
         )
     if info["n_not_in_qrels"]:
         notes.append(f"{info['n_not_in_qrels']} run queries absent from the qrels ignored")
+    whitespace = []
+    if info["n_not_in_qrels"] and info["n_missing_from_run"]:
+        whitespace = whitespace_only_differences(run[QUERY_ID], qrels[QUERY_ID])
     return EvalResult(
         per_query=per_query,
         means=means,
@@ -145,7 +177,28 @@ def evaluate(
         n_without_relevant=info["n_without_relevant"],
         n_not_in_qrels=info["n_not_in_qrels"],
         notes=notes,
+        whitespace_ids=whitespace,
     )
+
+
+def whitespace_only_differences(run_ids: pl.Series, qrels_ids: pl.Series) -> list[tuple[str, str]]:
+    """(run id, qrels id) pairs of ids found on one side only that are equal once surrounding
+    whitespace is stripped, in run id order."""
+    run_ids, qrels_ids = run_ids.unique(), qrels_ids.unique()
+    run_only = run_ids.filter(~run_ids.is_in(qrels_ids.implode()))
+    qrels_only = qrels_ids.filter(~qrels_ids.is_in(run_ids.implode()))
+    pairs = (
+        pl.DataFrame({"run": run_only})
+        .with_columns(pl.col("run").str.strip_chars().alias("key"))
+        .join(
+            pl.DataFrame({"qrels": qrels_only}).with_columns(
+                pl.col("qrels").str.strip_chars().alias("key")
+            ),
+            on="key",
+        )
+        .sort("run", "qrels")
+    )
+    return list(zip(pairs["run"].to_list(), pairs["qrels"].to_list(), strict=True))
 
 
 def _parse_metrics(metrics: Sequence[str] | str) -> list[MetricSpec]:

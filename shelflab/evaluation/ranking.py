@@ -146,7 +146,8 @@ def _segmented_positions(
     if len(lengths) <= 1 << 16:
         order = np.argsort(qi.astype(np.uint16), kind="stable")
     else:
-        order = pl.Series(qi).arg_sort().to_numpy()
+        # polars returns its index type (uint32): signed, so padding can be marked with -1
+        order = pl.Series(qi).arg_sort().to_numpy().astype(np.int64)
     shape = (len(lengths), max_len)
     if (lengths == max_len).all():  # every query has max_len rows: a plain reshape
 

@@ -147,7 +147,7 @@ def test_registered_champion_on_new_judgments_and_report(search, tmp_path):
     uri = "models:/shelflab-search-homedepot-sample@champion"
     res = search.sh("shelflab", "evaluate", "--model", uri, "--queries", tsv, "--qrels",
                     qrels_file, "--metrics", "ndcg@10,recall@100", "--format", "json")  # fmt: skip
-    scores = json.loads(res.stdout)
+    scores = json.loads(res.stdout)["metrics"]
     assert set(scores) == {"ndcg@10", "recall@100"} and scores["ndcg@10"] > 0
     search.sh("shelflab", "report", "--out", tmp_path / "report")
     page = (tmp_path / "report" / "index.html").read_text()
@@ -163,8 +163,10 @@ def test_retrieve_and_evaluate_new_judgments(search, tmp_path):
     assert len(first) == 6 and first[1] == "Q0" and first[3] == "1"
     res = search.sh("shelflab", "evaluate", "--qrels", qrels_file, "--run", run_file,
                     "--metrics", "ndcg@10,recall@50,mrr", "--format", "json")  # fmt: skip
-    scores = json.loads(res.stdout)
+    out = json.loads(res.stdout)
+    scores = out["metrics"]
     assert set(scores) == {"ndcg@10", "recall@50", "mrr"} and scores["ndcg@10"] > 0
+    assert out["queries"]["evaluated"] > 0 and out["queries"]["run_ignored"] == 0
 
 
 def test_cli_errors_are_one_line(search, tmp_path):

@@ -63,9 +63,51 @@ def test_evaluate_json_hand_worked(files):
     assert proc.returncode == 0, proc.stderr
     # q1: relevant {a(2), b(1)}: b at 1 -> rr 1, recall@2 = 2/2, P@2 = 1
     # q2: relevant {d}: d at 2 -> rr 1/2, recall@2 = 1, P@2 = 1/2
-    assert json.loads(proc.stdout) == pytest.approx(
-        {"mrr": 0.75, "recall@2": 1.0, "precision@2": 0.75}
-    )
+    out = json.loads(proc.stdout)
+    assert out["metrics"] == pytest.approx({"mrr": 0.75, "recall@2": 1.0, "precision@2": 0.75})
+    assert out["queries"] == {"evaluated": 2, "missing_from_run": 0, "without_relevant": 0,
+                              "run_ignored": 0, "whitespace_mismatches": 0}  # fmt: skip
+
+
+# q3 has no relevant item (excluded), q4 is judged but absent from the run (scored 0), the run's
+# q9 is not judged (ignored), and its " q5" is the qrels' q5 with a leading space (CSV run)
+COUNT_QRELS = QRELS + "q3 0 e 0\nq4 0 f 1\nq5 0 g 1\n"
+COUNT_RUN = "query_id,item_id,score\nq1,b,3\nq1,a,2\nq2,d,4\nq9,a,1\n q5,g,1\n"
+
+
+def test_evaluate_counts_what_it_scored(files):
+    (files / "j.qrels").write_text(COUNT_QRELS)
+    (files / "r.csv").write_text(COUNT_RUN)
+    args = ["evaluate", "--qrels", "j.qrels", "--run", "r.csv", "--metrics", "recall@10"]
+    proc = shelflab(*args, "--format", "json", cwd=files)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    # q1 1.0, q2 1.0, q4 0 (missing), q5 0 (missing: " q5" is another id)
+    assert out["metrics"] == pytest.approx({"recall@10": 0.5})
+    assert out["queries"] == {"evaluated": 4, "missing_from_run": 2, "without_relevant": 1,
+                              "run_ignored": 2, "whitespace_mismatches": 1}  # fmt: skip
+    table = shelflab(*args, cwd=files)
+    assert table.returncode == 0, table.stderr
+    footer = table.stdout.strip().splitlines()[-2:]
+    assert footer == [
+        "queries: 4 evaluated, 2 missing from the run (scored 0), 1 without a relevant item "
+        "(excluded), 2 run queries not in the qrels (ignored)",
+        "warning: 2 qrels queries missing from the run (scored 0); 2 run queries not in the "
+        "qrels (ignored); 1 differ only by surrounding whitespace, e.g. run ' q5' vs qrels 'q5' "
+        "(--strict makes this an error)",
+    ]
+    strict = shelflab(*args, "--strict", "--per-query", "pq.csv", cwd=files)
+    assert strict.returncode == 1 and strict.stdout == ""
+    assert strict.stderr.strip().splitlines() == [
+        "shelflab: error: r.csv: run and qrels disagree (--strict): 2 qrels queries missing "
+        "from the run (scored 0); 2 run queries not in the qrels (ignored); 1 differ only by "
+        "surrounding whitespace, e.g. run ' q5' vs qrels 'q5' (expected exactly the queries "
+        "of j.qrels)"
+    ]
+    assert not (files / "pq.csv").exists()
+    (files / "j.qrels").write_text(QRELS)
+    clean = shelflab("evaluate", "--qrels", "j.qrels", "--run", "r.trec", "--strict", cwd=files)
+    assert clean.returncode == 0 and "warning" not in clean.stdout
 
 
 def test_evaluate_per_query_file(files):

@@ -33,3 +33,9 @@ def test_non_utf8_names_row(tmp_path):
     path.write_bytes(b"n1\tdrill\nn2\t30\xb0 angle\n")
     with pytest.raises(InputError, match=r"row 2: not valid UTF-8"):
         read_queries(path)
+
+
+def test_byte_order_mark_is_stripped(tmp_path):
+    path = tmp_path / "q.tsv"
+    path.write_bytes("\ufeff".encode() + b"q1\tdrill\nq2\tsaw\n")
+    assert read_queries(path)["query_id"].to_list() == ["q1", "q2"]

@@ -283,3 +283,19 @@ def test_typed_fast_reader_hands_bad_values_to_the_exact_one(tmp_path, bad_line,
     path.write_text("\n".join([*RUN_LINES[:2], bad_line, RUN_LINES[3]]) + "\n")
     with pytest.raises(InputError, match=message):
         read_run(path)
+
+
+@pytest.mark.parametrize("name", ["r.trec", "r.trec.gz", "r.csv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path, name):
+    """A UTF-8 BOM (Windows editors) used to become part of the first query id: q1 -> '\ufeffq1',
+    which then scored 0."""
+    body = "q1 Q0 a 1 2.0 t\nq1 Q0 b 2 1.0 t\n"
+    if name.endswith(".csv"):
+        body = "query_id,item_id,score,rank\nq1,a,2.0,1\nq1,b,1.0,2\n"
+    data = "\ufeff".encode() + body.encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert read_run(path)["query_id"].to_list() == ["q1", "q1"]
+    qrels = tmp_path / "j.qrels"
+    qrels.write_bytes("\ufeff".encode() + b"q1 0 a 1\n")
+    assert read_qrels(qrels)["query_id"].to_list() == ["q1"]

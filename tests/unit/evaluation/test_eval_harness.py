@@ -152,6 +152,34 @@ def test_equal_length_runs_shuffled():
     ).per_query.equals(expected)
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_unsorted_run_of_200k_queries(padded):
+    """More queries than a 16-bit index (65,536) in a shuffled run: it used to overflow."""
+    n = 200_000
+    length = pl.col("i") % 3 + 1 if padded else pl.lit(3)  # 1..3 results: a padded matrix
+    run = (
+        pl.select(pl.int_range(n).alias("i"))
+        .join(pl.DataFrame({"rank": [1, 2, 3]}), how="cross")
+        .filter(pl.col("rank") <= length)
+        .select(
+            pl.format("q{}", "i").alias("query_id"),
+            pl.format("d{}", "rank").alias("item_id"),
+            (4.0 - pl.col("rank")).alias("score"),
+        )
+    )
+    qrels = run.filter(pl.col("item_id") == "d1").select(
+        "query_id", "item_id", pl.lit(1.0).alias("grade")
+    )
+    # d1 is each query's top result: mrr 1; precision@3 = 1 / 3 with 3 results per query
+    shuffled = run.sample(fraction=1.0, shuffle=True, seed=11)
+    result = evaluate(qrels, shuffled, ["mrr", "precision@3"])
+    assert result.n_queries == n and result.means["mrr"] == 1.0
+    if not padded:
+        assert result.means["precision@3"] == pytest.approx(1 / 3)
+    expected = evaluate(qrels, run, ["mrr", "precision@3"])  # grouped and ranked: the fast path
+    assert result.per_query.equals(expected.per_query)
+
+
 def test_matches_pytrec_eval_on_tied_scores():
     qrels, run = _random_case(2)
     res = evaluate(qrels, run, ["ndcg@5", "map", "precision@3", "mrr"])

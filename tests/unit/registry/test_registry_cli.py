@@ -91,6 +91,8 @@ def test_evaluate_registered_champion_on_new_judgments(
     ]
     assert main(args) == 0
     got = json.loads(capsys.readouterr().out)
+    assert got["queries"]["missing_from_run"] == got["queries"]["run_ignored"] == 0
+    got = got["metrics"]
     own = (
         built["bm25"]
         .report.runs["test"]
