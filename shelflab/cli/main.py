@@ -98,8 +98,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from shelflab.evaluation.significance import summarize
     from shelflab.tables import write_table
 
-    for name in args.metrics:  # fail on a typo before reading big files
-        parse_metric(name)
+    # fail on a typo before reading big files; 'NDCG@10' is reported as 'ndcg@10'
+    args.metrics = list(dict.fromkeys(parse_metric(name).label for name in args.metrics))
     version = None
     if args.model:
         from shelflab.cli.registry import registered_run

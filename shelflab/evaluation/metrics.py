@@ -252,7 +252,7 @@ def parse_metric(label: str) -> MetricSpec:
         raise ConfigError(f"unknown metric {label!r} (expected one of: {known_metrics()})")
     k: int | None = None
     if sep:
-        if not cut.isdigit() or int(cut) < 1:
+        if not (cut.isascii() and cut.isdigit()) or int(cut) < 1:  # not '１０' or '²'
             raise ConfigError(
                 f"metric {label!r}: cutoff must be a positive integer, e.g. {name}@10"
             )

@@ -110,6 +110,14 @@ def test_evaluate_counts_what_it_scored(files):
     assert clean.returncode == 0 and "warning" not in clean.stdout
 
 
+def test_metric_labels_are_case_insensitive_and_reported_canonically(files):
+    args = ["--metrics", "MRR,Recall@2,mrr", "--format", "json", "--per-query", "pq.csv"]
+    proc = shelflab("evaluate", "--qrels", "j.qrels", "--run", "r.trec", *args, cwd=files)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["metrics"] == pytest.approx({"mrr": 0.75, "recall@2": 1.0})
+    assert (files / "pq.csv").read_text().splitlines()[0] == "query_id,mrr,recall@2"
+
+
 def test_evaluate_per_query_file(files):
     proc = shelflab(
         "evaluate",

@@ -212,6 +212,8 @@ def test_parse_metric(label, spec):
         ("ndcg@0", "cutoff must be a positive integer"),
         ("ndcg@x", "cutoff must be a positive integer"),
         ("ndcg@-1", "cutoff must be a positive integer"),
+        ("ndcg@１０", "cutoff must be a positive integer"),  # full-width digits pass isdigit
+        ("ndcg@²", "cutoff must be a positive integer"),
         ("precision", "needs a cutoff"),
         ("recall", "needs a cutoff"),
         ("hit", "needs a cutoff"),
