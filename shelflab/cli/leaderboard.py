@@ -34,7 +34,12 @@ def show_leaderboard(args: argparse.Namespace) -> str:
 
     latency: dict[str, dict[str, float]] = {}
     per_query = latest_per_query(uri, experiment, split, latency)
-    if baseline not in per_query:
+    if args.baseline and args.baseline not in per_query:  # asked for by name: a typo
+        raise ConfigError(
+            f"--baseline {args.baseline!r}: no such model in experiment {experiment!r} on the "
+            f"{split} split (models: {', '.join(sorted(per_query)) or 'none'})"
+        )
+    if baseline not in per_query:  # params.yaml's baseline not evaluated yet: no p column
         baseline = None
     board = build_leaderboard(per_query, metrics=metrics, baseline=baseline, sort_by=metric)
     board = with_costs(board, latency)

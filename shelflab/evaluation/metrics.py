@@ -171,8 +171,11 @@ def ndcg(m: GainMatrix, k: int | None = None) -> np.ndarray:
 
 @_register("ndcg_burges", "optional")
 def ndcg_burges(m: GainMatrix, k: int | None = None) -> np.ndarray:
-    """nDCG(@k), gain = 2^grade - 1 (Burges et al. 2005)."""
-    return _ndcg(m, k, lambda g: np.exp2(g) - 1.0)
+    """nDCG(@k), gain = 2^grade - 1 (Burges et al. 2005). A query whose top grade would
+    overflow a float (2^1024) has both DCG and IDCG scaled by 2^-top: the same ratio, no NaN."""
+    top = m.ideal.max(axis=1, initial=0.0)[:, None]
+    shift = np.where(top > 512, top, 0.0)  # only where needed: other queries keep exact sums
+    return _ndcg(m, k, lambda g: np.exp2(g - shift) - np.exp2(-shift))
 
 
 @_register("precision", "required")

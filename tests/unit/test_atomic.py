@@ -1,3 +1,5 @@
+import os
+
 import polars as pl
 import pytest
 
@@ -47,3 +49,58 @@ def test_quarantine_keeps_rows_with_reason_and_counts(tmp_path):
 def test_empty_quarantine_still_written(tmp_path):
     assert Quarantine().write(tmp_path / "q.parquet") == {}
     assert pl.read_parquet(tmp_path / "q.parquet").height == 0
+
+
+def test_outputs_follow_the_umask_not_the_temp_files_0600(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        write_json({"v": 1}, tmp_path / "out.json")
+        with atomic_dir(tmp_path / "index") as tmp:
+            (tmp / "a.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "index").stat().st_mode) == 0o750
+
+
+def test_a_killed_writers_temp_files_are_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    # a writer killed mid-write: its temp file and temp directory stay behind
+    code = (
+        "import os, sys\n"
+        "from shelflab.atomic import atomic_dir, atomic_path\n"
+        "d = sys.argv[1]\n"
+        "with atomic_path(d + '/out.json') as t, atomic_dir(d + '/index') as t2:\n"
+        "    t.write_text('half'); (t2 / 'a').write_text('half'); os._exit(9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    assert proc.returncode == 9
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(n.startswith((".out.json.", ".index.")) for n in left)
+    # a live writer's temp file (this process's pid) and another program's file stay
+    mine = tmp_path / f".out.json.{os.getpid()}.abc.json"
+    mine.write_text("busy")
+    other = tmp_path / ".out.json.swp"
+    other.write_text("an editor's")
+    write_json({"v": 2}, tmp_path / "out.json")
+    with atomic_dir(tmp_path / "index") as tmp:
+        (tmp / "b").write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".out.json.swp", mine.name, "index", "out.json"]
+    )
+
+
+def test_a_writer_killed_between_its_renames_gets_the_old_directory_back(tmp_path):
+    from shelflab.atomic import remove_stale_temps
+
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    old = tmp_path / f".index.old.{dead}"
+    old.mkdir()
+    (old / "a.txt").write_text("previous output")
+    assert remove_stale_temps(tmp_path / "index") == 0
+    assert (tmp_path / "index" / "a.txt").read_text() == "previous output"

@@ -90,6 +90,20 @@ def test_ndcg_burges_at_3(ab):
     assert got[0] == pytest.approx(0.3726263, abs=1e-7)
 
 
+def test_ndcg_burges_with_grades_past_float_range():
+    """2^2000 overflows a float: it used to give inf / inf = NaN (and NaN in the JSON)."""
+    # run: b (1999) then a (2000); DCG / IDCG with both divided by 2^2000:
+    # (1/2 + 1/log2 3) / (1 + (1/2)/log2 3)
+    m = GainMatrix.from_lists([[1999, 2000]], [[2000, 1999]])
+    got = compute(m, ["ndcg_burges", "ndcg_burges@1"])
+    assert got["ndcg_burges"][0] == pytest.approx((0.5 + 1 / L3) / (1 + 0.5 / L3), rel=1e-12)
+    assert got["ndcg_burges@1"][0] == pytest.approx(0.5, rel=1e-12)
+    # a second, ordinary query in the same matrix keeps its exact value
+    m = GainMatrix.from_lists([[1999, 2000], [1, 3]], [[2000, 1999], [3, 1]])
+    ordinary = (1 + 7 / L3) / (7 + 1 / L3)
+    assert compute(m, ["ndcg_burges"])["ndcg_burges"][1] == pytest.approx(ordinary, abs=1e-15)
+
+
 def test_precision(ab):
     # A top 3: a, x, b -> 2 relevant -> 2/3 ; B top 3: one relevant (1.33) -> 1/3
     # @10 (longer than both runs): denominator stays 10 -> A 2/10, B 2/10

@@ -128,6 +128,13 @@ def test_leaderboard_cli_from_mlflow(tracking, monkeypatch, tmp_path):
     )
     out = show_leaderboard(args)
     assert out.index('"hybrid"') < out.index('"bm25"')  # sorted best first
+    assert '"p_value"' in out
+    # a baseline asked for by name that is not there is an error, not a missing p column
+    from shelflab.errors import ConfigError
+
+    args.baseline = "bm42"
+    with pytest.raises(ConfigError, match=r"--baseline 'bm42': no such model .*bm25, hybrid"):
+        show_leaderboard(args)
 
 
 def test_unknown_experiment_is_clear(tracking):
