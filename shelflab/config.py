@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
@@ -89,6 +90,35 @@ def experiment_name(params: dict[str, Any]) -> str:
     return f"{params['mlflow']['track']}-{params['data']['name']}"
 
 
+TIMEOUT_ENV = "SHELFLAB_CONNECT_TIMEOUT"
+DEFAULT_TIMEOUT_S = 10.0
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+
+
+def connect_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds > 0")
+    return value
+
+
+def database_url(url: str) -> str:
+    """`url` as SQLAlchemy should open it: PostgreSQL through psycopg2 with a connect timeout;
+    anything else unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme not in POSTGRES_SCHEMES:
+        return url
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("connect_timeout", str(max(1, round(connect_timeout()))))
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg2", query=urlencode(query)))
+
+
 def tracking_uri(params: dict[str, Any], root: Path) -> str:
     """MLFLOW_TRACKING_URI wins; a relative sqlite URI is anchored at the repo root so stages
     and the CLI share one database whatever their working directory."""
@@ -98,7 +128,7 @@ def tracking_uri(params: dict[str, Any], root: Path) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
         uri = prefix + str(root / uri[len(prefix) :])
-    return uri
+    return database_url(uri)
 
 
 def redact(url: str | None) -> str:

@@ -126,11 +126,10 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def _client(cls: Any, uri: str, name: str) -> Any:
-    import mlflow
-
     from shelflab.registry.aliases import require_registered
+    from shelflab.registry.tracking import use_tracking_uri
 
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(uri)
     client = cls(uri)
     require_registered(client, name)
     return client
@@ -149,7 +148,9 @@ def registered_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from shelflab.errors import ConfigError
 
     params = load_params()
-    mlflow.set_tracking_uri(tracking_uri(params, find_root()))
+    from shelflab.registry.tracking import use_tracking_uri
+
+    use_tracking_uri(tracking_uri(params, find_root()))
     queries = read_queries(args.queries)
     qrels = read_qrels(args.qrels)
     common = set(queries["query_id"].to_list()) & set(qrels["query_id"].to_list())

@@ -23,6 +23,7 @@ import polars as pl
 from shelflab.contract import HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE, TEXT
 from shelflab.errors import InputError
 from shelflab.registry.model_card import CARD_FILE, model_card, version_summary
+from shelflab.registry.tracking import use_tracking_uri
 
 ARTIFACT_NAME = "pipeline"  # the logged model's name inside its run
 REGISTERED_DESCRIPTION = (
@@ -128,7 +129,7 @@ def log_pipeline(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
+    use_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
         registered = client.get_registered_model(name)

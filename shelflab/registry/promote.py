@@ -23,7 +23,7 @@ from shelflab.registry.aliases import (
     require_registered,
 )
 from shelflab.registry.promotion import Decision, decide
-from shelflab.registry.tracking import MODEL_TAG, use_experiment
+from shelflab.registry.tracking import MODEL_TAG, use_experiment, use_tracking_uri
 
 
 @dataclass
@@ -133,10 +133,9 @@ def guard_values(client: Any, cand: Any, champ: Any, cfg: dict[str, Any], split:
 def promote(
     tracking_uri: str, name: str, candidate: str, cfg: dict[str, Any], split: str
 ) -> Outcome:
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
+    use_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     version = resolve_version(client, name, candidate)
     check_same_problem(client, name, version)

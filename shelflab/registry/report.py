@@ -15,6 +15,7 @@ import polars as pl
 
 from shelflab.atomic import write_text
 from shelflab.config import redact
+from shelflab.registry.tracking import use_tracking_uri
 
 CURVES = ("ndcg", "recall")
 
@@ -30,13 +31,12 @@ def build_report(
     baseline: str | None,
     out_dir: Path,
 ) -> Path:
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_costs
     from shelflab.registry.runs import latest_per_query
 
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(uri)
     client = MlflowClient(uri)
     latency: dict[str, dict[str, float]] = {}
     per_query = latest_per_query(uri, experiment, split, latency)

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from shelflab.errors import ConfigError
+from shelflab.registry.tracking import use_tracking_uri
 
 BUILD_STAGES = ("train", "index")  # their wall seconds are logged as <stage>_wall_s
 
@@ -24,7 +25,7 @@ def latest_per_query(
 
     from shelflab.registry.tracking import KIND_TAG, MODEL_TAG
 
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(uri)
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

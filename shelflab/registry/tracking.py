@@ -82,10 +82,22 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def use_tracking_uri(uri: str) -> None:
+    """Point MLflow at `uri` after checking, once per process and within
+    SHELFLAB_CONNECT_TIMEOUT seconds, that a PostgreSQL or HTTP store answers: a store that is
+    down is one line naming it, not minutes of retries and a traceback."""
+    import mlflow
+
+    from shelflab.servers import check_reachable
+
+    check_reachable(uri, "MLflow tracking store")
+    mlflow.set_tracking_uri(uri)
+
+
 def start_experiment(tracking_uri: str, experiment: str):
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    use_tracking_uri(tracking_uri)
     use_experiment(experiment)
     return mlflow
 
@@ -254,7 +266,7 @@ def log_evaluation(
     (show_metrics), the primary one first."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    use_tracking_uri(tracking_uri)
     show_metrics(use_experiment(experiment), shown_metrics or [])
     with mlflow.start_run(run_name=model_name) as run:
         mlflow.set_tags({MODEL_TAG: model_name, KIND_TAG: "evaluation", **tags})

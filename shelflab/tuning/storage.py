@@ -11,13 +11,16 @@ from typing import Any
 
 import polars as pl
 
+from shelflab.config import database_url
 from shelflab.models.base import TrainData
+from shelflab.servers import check_reachable
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 
 
 def resolve_storage(url: str | None, root: Path | None = None) -> str | None:
-    """None -> in-memory (one process only); a relative sqlite path is anchored at `root`."""
+    """None -> in-memory (one process only); a relative sqlite path is anchored at `root`; a
+    PostgreSQL database must answer within SHELFLAB_CONNECT_TIMEOUT seconds."""
     if url in (None, "", "memory", ":memory:"):
         return None
     prefix = "sqlite:///"
@@ -25,6 +28,8 @@ def resolve_storage(url: str | None, root: Path | None = None) -> str | None:
         url = prefix + str(Path(root) / url[len(prefix) :])
     if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
         Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+    url = database_url(url)  # postgresql:// -> the installed psycopg2, with a connect timeout
+    check_reachable(url, "Optuna storage")
     return url
 
 

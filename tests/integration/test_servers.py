@@ -1,0 +1,147 @@
+"""Servers that are down fail fast with one line; the README's plain `postgresql://` URIs work
+(real PostgreSQL on 127.0.0.1:5432, real MLflow and Optuna stores, real sockets)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shelflab.config import database_url
+from shelflab.errors import ConfigError
+from shelflab.servers import check_reachable
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+BIN = Path(sys.executable).parent
+
+
+def _pg_up() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def pg_plain_urls():
+    """Two fresh databases (MLflow and Optuna each keep their own alembic version table), as
+    the README writes their URIs: postgresql://user@host:port/db."""
+    if not _pg_up():
+        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
+    import psycopg2
+
+    names = [f"shelflab_srv_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="test")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            for name in names:
+                cur.execute(f"CREATE DATABASE {name}")
+        yield [f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}" for name in names]
+    finally:
+        with admin.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_plain_postgresql_scheme_uses_the_installed_driver(monkeypatch):
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    assert (
+        database_url(url) == "postgresql+psycopg2://postgres@127.0.0.1:5432/test?connect_timeout=10"
+    )
+    monkeypatch.setenv("SHELFLAB_CONNECT_TIMEOUT", "3")
+    assert database_url("postgres://u@h/db?sslmode=disable") == (
+        "postgresql+psycopg2://u@h/db?sslmode=disable&connect_timeout=3"
+    )
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+    monkeypatch.setenv("SHELFLAB_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="SHELFLAB_CONNECT_TIMEOUT='soon'"):
+        database_url(url)
+
+
+def test_plain_postgresql_uri_works_for_mlflow_and_optuna(pg_plain_urls, tmp_path):
+    import mlflow
+    import optuna
+
+    from shelflab.config import tracking_uri
+    from shelflab.registry.tracking import use_tracking_uri
+    from shelflab.tuning.storage import resolve_storage
+
+    mlflow_db, optuna_db = pg_plain_urls
+    uri = tracking_uri({"mlflow": {"tracking_uri": mlflow_db}}, tmp_path)
+    use_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment("plain-uri", artifact_location=str(tmp_path))
+        assert mlflow.get_experiment(experiment).name == "plain-uri"
+    finally:
+        mlflow.set_tracking_uri("")
+    storage = resolve_storage(optuna_db)
+    study = optuna.create_study(study_name="plain-uri", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="plain-uri", storage=storage).trials) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "cause"),
+    [
+        ("postgresql://postgres@127.0.0.1:{port}/test", "Connection refused"),
+        ("postgresql://postgres@127.0.0.1:5432/shelflab_no_such_db", "does not exist"),
+        ("http://127.0.0.1:{port}", "Connection refused"),
+    ],
+)
+def test_a_store_that_is_down_is_one_line_within_seconds(url, cause, closed_port):
+    if "5432" in url and not _pg_up():
+        pytest.skip("PostgreSQL not running")
+    url = url.format(port=closed_port)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        check_reachable(url, "MLflow tracking store")
+    message = str(err.value)
+    assert "\n" not in message and cause in message
+    assert message.startswith("MLflow tracking store ") and "is not reachable" in message
+    assert time.perf_counter() - start < 10
+
+
+def test_a_server_that_never_answers_times_out(monkeypatch):
+    """Accepts the connection, never replies: bounded by SHELFLAB_CONNECT_TIMEOUT."""
+    monkeypatch.setenv("SHELFLAB_CONNECT_TIMEOUT", "1")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        start = time.perf_counter()
+        with pytest.raises(ConfigError, match=r"timed out .*waited up to 1 s"):
+            check_reachable(f"http://127.0.0.1:{port}/", "MLflow tracking store")
+        assert time.perf_counter() - start < 5
+
+
+def test_cli_with_a_tracking_server_down_fails_fast(tmp_path, closed_port):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{closed_port}"}
+    start = time.perf_counter()
+    command = [str(BIN / "shelflab"), "leaderboard", "--experiment", "search-x"]
+    proc = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(
+        f"shelflab: error: MLflow tracking store http://127.0.0.1:{closed_port}"
+    )
+    assert time.perf_counter() - start < 30
