@@ -10,6 +10,9 @@ from pathlib import Path
 import polars as pl
 
 from shelflab.atomic import write_parquet
+from shelflab.errors import InputError
+
+DEFAULT_MIN_KEPT_FRACTION = 0.5  # params: data.min_kept_fraction
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +69,34 @@ class Quarantine:
         """Always writes the file (empty when nothing was rejected) so DVC can track it."""
         write_parquet(self.table(), path)
         return self.counts()
+
+    def require_kept(
+        self,
+        kept: int,
+        *,
+        unit: str,
+        source: str | Path,
+        min_fraction: float = DEFAULT_MIN_KEPT_FRACTION,
+    ) -> None:
+        """The data sanity gate of an ingest stage, before it writes anything: InputError
+        when no `unit` (rows) is left after the quarantine, or fewer than `min_fraction` of the
+        rows read (kept + quarantined): a header-only, truncated or column-swapped file."""
+        counts = self.counts()
+        rejected = sum(counts.values())
+        total = kept + rejected
+        why = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+        if kept == 0:
+            detail = f"no usable {unit}" + (f" ({rejected} quarantined: {why})" if rejected else "")
+            raise InputError(detail, path=source, expected=f"{unit} in the documented format")
+        if kept < min_fraction * total:
+            raise InputError(
+                f"only {kept} of {total} {unit} usable ({kept / total:.0%}); quarantined: {why}",
+                path=source,
+                expected=f"at least data.min_kept_fraction = {min_fraction:g} of them usable",
+            )
+
+    def summary_line(self) -> str:
+        """`quarantined N rows (reason: n, ...)`, or `quarantined 0 rows`, for the stage log."""
+        counts = self.counts()
+        why = ", ".join(f"{reason}: {n}" for reason, n in counts.items())
+        return f"quarantined {sum(counts.values())} rows" + (f" ({why})" if why else "")

@@ -8,7 +8,7 @@ from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.layout import Layout
 from shelflab.pipeline.ingest import log_ingest
 from shelflab.protocols.leave_one_out import leave_one_out
-from shelflab.quarantine import Quarantine
+from shelflab.quarantine import DEFAULT_MIN_KEPT_FRACTION, Quarantine
 
 
 def main() -> None:
@@ -34,6 +34,13 @@ def main() -> None:
         quarantine=quarantine,
         source=data["sequences"],
     )
+    quarantine.require_kept(
+        task.queries["user_id"].n_unique(),
+        unit="user sequences",
+        source=root / data["dir"] / data["sequences"],
+        min_fraction=data.get("min_kept_fraction", DEFAULT_MIN_KEPT_FRACTION),
+    )
+    print(f"ingest: {quarantine.summary_line()}")
     write_parquet(ds.sequences, layout.processed / "sequences.parquet")
     write_parquet(task.qrels, layout.qrels)
     write_parquet(task.splits, layout.splits)
