@@ -76,6 +76,9 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
     for name, spec in params["models"].items():
         if not isinstance(spec, dict) or "family" not in spec:
             raise ConfigError(f"{path}: models.{name} must be a mapping with a 'family' key")
+    from shelflab.params_schema import check_params  # pydantic: only when a file is loaded
+
+    check_params(params, path)
     return params
 
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from shelflab.atomic import write_json
 from shelflab.errors import ConfigError
 from shelflab.tuning.results import TuneResult
@@ -60,13 +62,48 @@ def apply_tuned(spec: Mapping[str, Any], tuned: Mapping[str, Any] | str | Path) 
     return apply_params(spec, best, tuned.get("space"))
 
 
+class TunedFile(BaseModel):
+    """What train@ reads from tuned/<model>.json (other provenance keys are kept as written)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    tuned: bool
+    best_params: dict[str, Any]
+    params: dict[str, Any]
+    space: dict[str, Any] | None = None
+
+
+def read_tuned(path: Path, name: str) -> dict[str, Any]:
+    """The checked JSON of tuned/<name>.json: ConfigError naming the file otherwise."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+    try:
+        TunedFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {key}: {err['msg']} (rerun tune@{name})") from None
+    if raw["model"] != name:
+        raise ConfigError(f"{path}: written for model {raw['model']!r}, not {name!r}")
+    return raw
+
+
 def tuned_spec(root: str | Path, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """What train@<name> should build: `spec` with `tuned/<name>.json` applied when it
-    exists, else `spec` unchanged (no tuning stage -> params.yaml values)."""
+    exists, else `spec` unchanged (no tuning stage -> params.yaml values). Both the
+    params.yaml entry and the result are validated: a bad value in params.yaml is an error
+    even where the tuned file would override it, and so is a tuned value out of range."""
+    from shelflab.models.registry import validate_spec
+
+    validate_spec(name, spec)
     path = tuned_path(Path(root), name)
     if not path.is_file():
         return dict(spec)
-    tuned = json.loads(path.read_text())
-    if tuned.get("model") not in (None, name):
-        raise ConfigError(f"{path}: written for model {tuned.get('model')!r}, not {name!r}")
-    return apply_tuned(spec, tuned)
+    merged = apply_tuned(spec, read_tuned(path, name))
+    try:
+        validate_spec(name, merged)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return merged

@@ -76,10 +76,10 @@ def drift_cfg() -> dict[str, Any]:
 def drift_root(tmp_path_factory, beauty_split, drift_cfg) -> Path:
     """A repo root for the CLI: params.yaml with the tests' drift section, and the reviews
     track's processed tables where the reference is the "train" split."""
-    from shelflab.config import REQUIRED_SECTIONS
-
     root = tmp_path_factory.mktemp("drift-root")
-    params = {name: {} for name in (*REQUIRED_SECTIONS, "enrich")} | {"drift": drift_cfg}
+    repo = Path(__file__).resolve().parents[3]
+    track_params = yaml.safe_load((repo / "tracks" / "reviews" / "params.yaml").read_text())
+    params = track_params | {"drift": drift_cfg}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     processed = root / "tracks" / "reviews" / "data" / "processed"
     processed.mkdir(parents=True)
