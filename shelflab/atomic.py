@@ -18,12 +18,14 @@ from typing import Any
 
 import polars as pl
 
+from shelflab.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside `target`; on success rename it over `target`, else delete it."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _check_target(target, want_dir=False)
     remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{target.name}.{os.getpid()}.", suffix=suffix or ".tmp", dir=target.parent
@@ -44,7 +46,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield an empty temp directory beside `target`; on success it replaces `target` whole."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _check_target(target, want_dir=True)
     remove_stale_temps(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=target.parent))
     try:
@@ -60,6 +62,23 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_target(target: Path, *, want_dir: bool) -> None:
+    """InputError for an output path that cannot be written: a directory where a file goes, a
+    file where a directory goes (never replaced), or a parent that is not a directory."""
+    kind = "a directory" if want_dir else "a file"
+    if target.exists() and target.is_dir() != want_dir:
+        found = "a directory" if target.is_dir() else "a file"
+        raise InputError(f"is {found}", path=target, expected=f"{kind} path for the output")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(
+            "a parent of this path is a file", path=target, expected=f"{kind} path for the output"
+        ) from None
+    except PermissionError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror})", path=target) from None
 
 
 def _umask() -> int:

@@ -18,6 +18,9 @@ from typing import Any
 
 import polars as pl
 
+from shelflab.config import redact
+from shelflab.errors import ConfigError
+
 MODEL_TAG = "shelflab.model"
 KIND_TAG = "shelflab.kind"
 # The experiment kind (MLflow 3.x; MLflow ships no Python constant for it, only the UI's
@@ -82,6 +85,12 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+TRACKING_SCHEMES = frozenset(
+    {"", "file", "sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https",
+     "databricks", "databricks-uc", "uc"}
+)  # fmt: skip
+
+
 def use_tracking_uri(uri: str) -> None:
     """Point MLflow at `uri` after checking, once per process and within
     SHELFLAB_CONNECT_TIMEOUT seconds, that a PostgreSQL or HTTP store answers: a store that is
@@ -90,6 +99,12 @@ def use_tracking_uri(uri: str) -> None:
 
     from shelflab.servers import check_reachable
 
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme.split("+", 1)[0] not in TRACKING_SCHEMES:
+        raise ConfigError(
+            f"MLflow tracking URI {redact(uri)}: unknown scheme {scheme!r} (expected a path, "
+            "file:, sqlite:, postgresql:, mysql:, http: or https:)"
+        )
     check_reachable(uri, "MLflow tracking store")
     mlflow.set_tracking_uri(uri)
 

@@ -145,3 +145,10 @@ def test_cli_with_a_tracking_server_down_fails_fast(tmp_path, closed_port):
         f"shelflab: error: MLflow tracking store http://127.0.0.1:{closed_port}"
     )
     assert time.perf_counter() - start < 30
+
+
+def test_an_unknown_tracking_scheme_is_one_line(tmp_path):
+    from shelflab.registry.tracking import use_tracking_uri
+
+    with pytest.raises(ConfigError, match=r"unknown scheme 'foo' \(expected a path, file:"):
+        use_tracking_uri("foo://somewhere/x")

@@ -1,4 +1,5 @@
 import os
+import re
 
 import polars as pl
 import pytest
@@ -104,3 +105,29 @@ def test_a_writer_killed_between_its_renames_gets_the_old_directory_back(tmp_pat
     (old / "a.txt").write_text("previous output")
     assert remove_stale_temps(tmp_path / "index") == 0
     assert (tmp_path / "index" / "a.txt").read_text() == "previous output"
+
+
+@pytest.mark.parametrize(
+    ("make", "writer", "message"),
+    [
+        (lambda p: p.mkdir(), "file", "out: is a directory (expected a file path for the output)"),
+        (lambda p: p.write_text("mine"), "dir", "out: is a file (expected a directory path"),
+        (lambda p: None, "file-under-file", "a parent of this path is a file"),
+    ],
+)
+def test_bad_output_paths_are_one_line_errors(tmp_path, make, writer, message):
+    from shelflab.errors import InputError
+
+    target = tmp_path / "out"
+    make(target)
+    if writer == "file-under-file":
+        (tmp_path / "blocker").write_text("a file")
+        target = tmp_path / "blocker" / "out"
+    with pytest.raises(InputError, match=re.escape(message)):
+        if writer == "dir":
+            with atomic_dir(target) as tmp:
+                (tmp / "x").write_text("x")
+        else:
+            write_json({"v": 1}, target)
+    if writer == "dir":
+        assert target.read_text() == "mine"  # a file is never replaced by a directory
