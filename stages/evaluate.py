@@ -88,6 +88,15 @@ def main(name: str) -> None:
     test = report.summary.get("test", {})
     shown = ", ".join(f"{m}={v['mean']:.4f}" for m, v in test.items() if not m.startswith("_"))
     print(f"evaluate@{name}: test {shown} (mlflow run {run_id}, {version[0]} v{version[1]})")
+    for split, summary in report.summary.items():
+        if isinstance(summary, dict) and "_queries" in summary:
+            c = summary["_queries"]
+            print(
+                f"evaluate@{name}: {split} queries: {c['evaluated']} evaluated, "
+                f"{c['missing_from_run']} missing from the run (scored 0), "
+                f"{c['without_relevant']} without a relevant item (excluded), "
+                f"{c['run_ignored']} run queries ignored"
+            )
 
 
 def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[str, str]:

@@ -87,13 +87,15 @@ def evaluate_model(
             summary[row["metric"]] = {k: row[k] for k in ("mean", "ci_low", "ci_high")}
             for suffix, key in (("", "mean"), ("ci_low", "ci_low"), ("ci_high", "ci_high")):
                 report.mlflow_metrics[metric_key(split, row["metric"], suffix)] = row[key]
-        summary["_queries"] = {
-            "evaluated": result.n_queries,
-            "no_relevant": result.n_without_relevant,
-            "ms_per_query": ms_per_query,
-        }
+        # what the means count: evaluated, missing from the run (scored 0), without a
+        # relevant item (excluded), run queries not in the qrels (ignored)
+        summary["_queries"] = {**result.counts(), "ms_per_query": ms_per_query}
         report.mlflow_metrics[f"{split}_ms_per_query"] = ms_per_query
-        report.mlflow_metrics[f"{split}_queries_evaluated"] = result.n_queries
+        report.mlflow_metrics.update(
+            {f"{split}_queries_{k}": float(v) for k, v in result.counts().items()}
+        )
+        if result.mismatch():
+            print(f"{model.name}: {split}: {result.mismatch()}", flush=True)
         if split == CURVE_SPLIT:
             ks = cfg["curve_ks"]
             report.curve = pl.DataFrame(
