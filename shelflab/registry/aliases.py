@@ -4,9 +4,12 @@ Every move of `champion` or `challenger` is one registered-model tag
 `shelflab.alias_log.<seq>` holding JSON {seq, alias, from, to, action, why, who, when, run_id}.
 Tags go through the MLflow client API, so the history works the same on a sqlite store, a
 PostgreSQL-backed store and a remote `mlflow server`. Moves of one registered model are
-serialised by a file lock (per tracking URI and model name): two `promote` calls at once on
-this machine leave one champion and a complete, gap-free log. Processes on other machines
-sharing one server are not covered by that lock.
+serialised: two `promote` calls at once leave one champion and a complete, gap-free log.
+- On one machine, a file lock per (tracking URI, model name).
+- Across machines, a PostgreSQL advisory lock (keyed by the model name) on the tracking
+  store's own database when it is PostgreSQL, or on `SHELFLAB_LOCK_URL` (a PostgreSQL URL, for
+  a remote `mlflow server` whose backend the clients cannot see). Without either, moves from
+  different machines are not serialised.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -75,16 +79,82 @@ class AliasMove:
         )
 
 
+LOCK_URL_ENV = "SHELFLAB_LOCK_URL"
+
+
 @contextmanager
 def registry_lock(tracking_uri: str, name: str) -> Iterator[None]:
-    """One alias writer at a time per (tracking store, registered model) on this machine."""
-    from filelock import FileLock
+    """One alias writer at a time per (tracking store, registered model): a file lock on this
+    machine, and a PostgreSQL advisory lock across machines where there is a database to hold
+    it (see the module docstring)."""
+    from filelock import FileLock, Timeout
 
     key = hashlib.sha1(f"{tracking_uri}\n{name}".encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "shelflab-registry-locks"
     folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / f"{key}.lock"), timeout=LOCK_TIMEOUT_S):
+    try:
+        with (
+            FileLock(str(folder / f"{key}.lock"), timeout=LOCK_TIMEOUT_S),
+            advisory_lock(lock_database(tracking_uri), name),
+        ):
+            yield
+    except Timeout:
+        raise ConfigError(
+            f"registered model {name!r}: another process has held its alias lock for "
+            f"{LOCK_TIMEOUT_S} s"
+        ) from None
+
+
+def lock_database(tracking_uri: str) -> str | None:
+    """The PostgreSQL database that holds the cross-machine lock: SHELFLAB_LOCK_URL, else the
+    tracking store itself when it is PostgreSQL, else None."""
+    from shelflab.config import POSTGRES_SCHEMES, database_url
+
+    url = os.environ.get(LOCK_URL_ENV) or tracking_uri
+    if url.split("://", 1)[0] not in POSTGRES_SCHEMES:
+        if os.environ.get(LOCK_URL_ENV):
+            raise ConfigError(f"{LOCK_URL_ENV}: expected a postgresql:// URL, got {url!r}")
+        return None
+    return database_url(url)
+
+
+@contextmanager
+def advisory_lock(url: str | None, name: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """pg_advisory_lock on database `url` (session-level, keyed by a 63-bit hash of the model
+    name), polled with pg_try_advisory_lock so a wait is bounded; no-op when `url` is None. A
+    crashed holder's lock ends with its connection."""
+    if url is None:
         yield
+        return
+    import time
+
+    import sqlalchemy
+
+    from shelflab.servers import check_reachable
+
+    check_reachable(url, "registry lock database")
+    lock_key = int(hashlib.sha1(f"shelflab-alias\n{name}".encode()).hexdigest()[:15], 16)
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            deadline = time.monotonic() + timeout_s
+            take = sqlalchemy.text("SELECT pg_try_advisory_lock(:k)")
+            while not conn.execute(take, {"k": lock_key}).scalar():
+                conn.commit()
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"registered model {name!r}: its alias lock in the database has been "
+                        f"held by another process for {timeout_s:g} s"
+                    )
+                time.sleep(0.2)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def require_registered(client: Any, name: str) -> None:

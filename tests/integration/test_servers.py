@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -152,3 +153,58 @@ def test_an_unknown_tracking_scheme_is_one_line(tmp_path):
 
     with pytest.raises(ConfigError, match=r"unknown scheme 'foo' \(expected a path, file:"):
         use_tracking_uri("foo://somewhere/x")
+
+
+HOLD = """
+import json, os, sys, time
+from shelflab.registry.aliases import registry_lock
+with registry_lock(sys.argv[1], "shelflab-lock-test"):
+    start = time.time()
+    time.sleep(1.5)
+    print(json.dumps([start, time.time()]))
+"""
+
+
+def test_alias_moves_are_serialised_across_machines_by_the_database(pg_plain_urls, tmp_path):
+    """Two processes that share only the PostgreSQL database (each its own temp dir, so the
+    file lock cannot serialise them): their alias-lock sections never overlap."""
+    url = pg_plain_urls[0]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TMPDIR": str(tmp_path / f"machine{i}")}
+        (tmp_path / f"machine{i}").mkdir()
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", HOLD, url], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        )  # fmt: skip
+    spans = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        spans.append(json.loads(out))
+    (_, a1), (b0, _) = sorted(spans)
+    assert a1 <= b0, spans  # the second started after the first released the lock
+    # and the same code on a sqlite store (no database lock) does not serialise them
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOLD, f"sqlite:///{tmp_path}/m.db"],
+            env={**os.environ, "TMPDIR": str(tmp_path / f"machine{i}")},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]  # fmt: skip
+    spans = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    (_, a1), (b0, _) = sorted(spans)
+    assert b0 < a1  # overlapped: the test above would catch a lock that did nothing
+
+
+def test_lock_url_must_be_postgresql(monkeypatch):
+    from shelflab.registry.aliases import lock_database
+
+    monkeypatch.setenv("SHELFLAB_LOCK_URL", "sqlite:///x.db")
+    with pytest.raises(ConfigError, match="SHELFLAB_LOCK_URL: expected a postgresql:// URL"):
+        lock_database("http://127.0.0.1:5000")
+    monkeypatch.setenv("SHELFLAB_LOCK_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    assert lock_database("http://127.0.0.1:5000").startswith("postgresql+psycopg2://")
+    monkeypatch.delenv("SHELFLAB_LOCK_URL")
+    assert lock_database("sqlite:///m.db") is None
