@@ -98,12 +98,13 @@ def build_leaderboard(
 
 # per-query latency (the evaluate stage's `_latency`) and the wall seconds of the model's
 # train@ and index@ stages (its `_build`)
-COST_COLUMNS = ("p50_ms", "p95_ms", "train_s", "index_s")
+COST_COLUMNS = ("p50_ms", "p95_ms", "train_s", "index_s", "test_looks")
 
 
 def with_costs(board: pl.DataFrame, costs: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
-    """Add the cost columns (model -> {p50_ms, p95_ms, train_s, index_s}) to a leaderboard;
-    models without a figure get nulls."""
+    """Add the cost columns (model -> {p50_ms, p95_ms, train_s, index_s, test_looks}) to a
+    leaderboard; models without a figure get nulls. test_looks: how many evaluation runs of
+    the model's family scored the test split."""
     cols = {c: [costs.get(m, {}).get(c) for m in board[MODEL].to_list()] for c in COST_COLUMNS}
     return board.with_columns(pl.Series(c, v, dtype=pl.Float64) for c, v in cols.items())
 
@@ -131,7 +132,7 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
         if has_baseline:
             cells.append(_with_ci(row[DELTA], row[DELTA_LOW], row[DELTA_HIGH], digits, sign=True))
             cells.append("baseline" if row[P_VALUE] is None else _p(row[P_VALUE]))
-        cells += ["" if row[c] is None else f"{row[c]:.1f}" for c in latency]
+        cells += [_cost(row[c], c) for c in latency]
         body.append(cells)
     if fmt == "markdown":
         align = ["---", "---:"] + ["---:"] * (len(header) - 2)
@@ -144,6 +145,12 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
         out.append("  ".join([left] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]))
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _cost(value: float | None, column: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f}" if column == "test_looks" else f"{value:.1f}"
 
 
 def _with_ci(mean: float, low: float, high: float, digits: int, sign: bool = False) -> str:

@@ -40,6 +40,13 @@ def latest_per_query(
         order_by=["attributes.start_time DESC"],
     )
     out: dict[str, pl.DataFrame] = {}
+    # evaluation runs that scored the test split, per model family (the leaderboard's
+    # "test looks" column): every look spends some of the split's honesty
+    looks: dict[str, int] = {}
+    for run in runs:
+        if any(k.startswith("test_") for k in run.data.metrics):
+            family = run.data.tags.get("model_family", run.data.tags.get(MODEL_TAG, ""))
+            looks[family] = looks.get(family, 0) + 1
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             name = run.data.tags.get(MODEL_TAG)
@@ -60,6 +67,8 @@ def latest_per_query(
                 latency[name].update(
                     {f"{s}_s": m[f"{s}_wall_s"] for s in BUILD_STAGES if f"{s}_wall_s" in m}
                 )
+                family = run.data.tags.get("model_family", name)
+                latency[name]["test_looks"] = float(looks.get(family, 0))
     if not out:
         raise ConfigError(f"experiment {experiment!r} has no evaluation runs")
     return out

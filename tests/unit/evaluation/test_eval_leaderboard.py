@@ -157,3 +157,12 @@ def test_build_time_columns_show_when_recorded(models):
     md = format_leaderboard(with_costs(board, costs), "markdown").splitlines()
     assert md[0].endswith("| p50 ms | p95 ms | train s | index s |")
     assert md[2].endswith("| 2.0 | 3.0 | 12.3 | 0.5 |")
+
+
+def test_test_looks_column_is_a_count(models):
+    board = build_leaderboard(models, ["ndcg@10"], baseline="bm25")
+    names = board["model"].to_list()
+    costs = {n: {"p50_ms": 2.0, "test_looks": float(i + 1)} for i, n in enumerate(names)}
+    md = format_leaderboard(with_costs(board, costs), "markdown").splitlines()
+    assert md[0].endswith("| p50 ms | test looks |")
+    assert md[2].endswith("| 2.0 | 1 |") and md[3].endswith("| 2.0 | 2 |")

@@ -313,3 +313,30 @@ def test_leaderboard_metrics_shown_first(tmp_path):
     again = json.loads(log(["test_mrr"])[VIEW_TAG_PREFIX + LEADERBOARD_VIEW])
     assert again["createdAt"] == view["createdAt"]
     assert json.loads(again["state"])["orderByKey"] == "metrics.`test_mrr`"
+
+
+def test_every_look_at_the_test_split_is_counted(tmp_path):
+    """MLflow records the count on each evaluation run (tag shelflab.test_looks) and the
+    leaderboard reads it per model family; a valid-only evaluation is not a look."""
+    from shelflab.registry.tracking import TEST_LOOKS_TAG
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def log(name, family, metrics):
+        path = tmp_path / f"{name}.parquet"  # the per-query artifact the leaderboard reads
+        per_query(np.full(20, 0.5)).write_parquet(path)
+        return log_evaluation(
+            tracking_uri=uri, experiment="looks", model_name=name, params={}, metrics=metrics,
+            tags={"model_family": family}, artifacts=[path],
+        )  # fmt: skip
+
+    ids = [log("bm25", "bm25", {"test_ndcg_at_10": 0.5}) for _ in range(2)]
+    ids.append(log("bm25_tuned", "bm25", {"test_ndcg_at_10": 0.6}))  # same family
+    ids.append(log("bm25", "bm25", {"valid_ndcg_at_10": 0.5}))  # valid only: no look
+    client = MlflowClient(uri)
+    tags = [client.get_run(i).data.tags.get(TEST_LOOKS_TAG) for i in ids]
+    assert tags == ["1", "2", "3", None]
+    costs: dict = {}
+    latest_per_query(uri, "looks", "test", costs)
+    assert costs["bm25_tuned"]["test_looks"] == 3.0
+    mlflow.set_tracking_uri("")
