@@ -64,7 +64,13 @@ class SequenceData(Section):
 
 
 # --- split, per track -----------------------------------------------------------------------
-class Fractions(Section):
+class Lockbox(Section):
+    # a seeded share of the test queries that no stage evaluates (`shelflab lockbox`)
+    lockbox_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    lockbox_seed: Seed = 0
+
+
+class Fractions(Lockbox):
     fractions: Annotated[list[Fraction], Field(min_length=3, max_length=3)]
 
     @model_validator(mode="after")
@@ -87,7 +93,7 @@ class ReviewSplit(Fractions):
     method: Literal["time"] = "time"
 
 
-class SequenceSplit(Section):
+class SequenceSplit(Lockbox):
     method: Literal["leave_one_out"] = "leave_one_out"
     min_length: Annotated[int, Field(strict=True, ge=3)] = 3
 

@@ -8,6 +8,7 @@ from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.layout import Layout
 from shelflab.pipeline.ingest import log_ingest
 from shelflab.protocols.leave_one_out import leave_one_out
+from shelflab.protocols.lockbox import set_aside
 from shelflab.quarantine import DEFAULT_MIN_KEPT_FRACTION, Quarantine
 
 
@@ -43,7 +44,8 @@ def main() -> None:
     print(f"ingest: {quarantine.summary_line()}")
     write_parquet(ds.sequences, layout.processed / "sequences.parquet")
     write_parquet(task.qrels, layout.qrels)
-    write_parquet(task.splits, layout.splits)
+    splits = set_aside(task.splits, split.get("lockbox_fraction", 0.0), split.get("lockbox_seed", 0))
+    write_parquet(splits, layout.splits)
     write_parquet(ds.items, layout.enriched / "items.parquet")
     write_parquet(task.queries, layout.enriched / "queries.parquet")
     rejected = quarantine.write(layout.processed / "quarantine.parquet")
@@ -56,7 +58,7 @@ def main() -> None:
         "interactions": int(lengths.sum()),
         "mean_sequence_length": round(float(lengths.mean() or 0.0), 3),
         "density": round(int(lengths.sum()) / max(1, users * ds.items.height), 6),
-        "queries": {s: int((task.splits["split"] == s).sum()) for s in ("train", "valid", "test")},
+        "queries": dict(splits.group_by("split").len().sort("split").iter_rows()),
         "quarantined": sum(rejected.values()),
         "quarantined_by_reason": rejected,
     }

@@ -26,6 +26,17 @@ def add_registry_parsers(sub: Any) -> None:
     rb.add_argument("--why", default="", help="reason recorded in the history")
     rb.set_defaults(handler=cmd_rollback)
 
+    lb = sub.add_parser(
+        "lockbox",
+        help="score a registered pipeline on the queries set aside by split.lockbox_fraction "
+        "(deliberately: the opening is logged)",
+    )
+    lb.add_argument("--model", required=True, help="models:/NAME@champion or models:/NAME/N")
+    lb.add_argument("--metrics", help="comma-separated (default leaderboard.metrics)")
+    lb.add_argument("--k", type=int, default=None, help="run depth (default evaluate.k)")
+    lb.add_argument("--format", choices=["table", "json"], default="table")
+    lb.set_defaults(handler=cmd_lockbox)
+
     rp = sub.add_parser("report", help="static HTML page: leaderboard, curves, champion, history")
     rp.add_argument("--experiment", help="MLflow experiment (default from params.yaml)")
     rp.add_argument("--name", help="registered model (default shelflab-<track>-<dataset>)")
@@ -156,34 +167,15 @@ def registered_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     common = set(queries["query_id"].to_list()) & set(qrels["query_id"].to_list())
     if not common:
         raise ConfigError(f"{args.queries} and {args.qrels} have no query id in common")
-    version = _model_version(args.model)
+    from shelflab.registry.aliases import model_version
+
+    version = model_version(args.model)
     try:
         model = mlflow.pyfunc.load_model(args.model)
     except mlflow.exceptions.MlflowException as err:
         raise ConfigError(f"cannot load {args.model}: {err.message}") from None
     out = model.predict(queries.select("query_id", "text").to_pandas(), params={"k": args.k})
     return qrels, validate_run(pl.from_pandas(out), f"{args.model} run"), version
-
-
-def _model_version(model_uri: str) -> Any:
-    """The registry version behind models:/NAME@ALIAS or models:/NAME/VERSION (None otherwise)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from shelflab.errors import ConfigError
-
-    if not model_uri.startswith("models:/"):
-        return None
-    ref = model_uri.removeprefix("models:/")
-    client = MlflowClient()
-    try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            return client.get_model_version_by_alias(name, alias)
-        name, _, number = ref.partition("/")
-        return client.get_model_version(name, number)
-    except mlflow.exceptions.MlflowException as err:
-        raise ConfigError(f"{model_uri}: {err.message}") from None
 
 
 def log_registered_eval(args, version, means: dict[str, float], n: int) -> None:
@@ -214,3 +206,55 @@ def log_registered_eval(args, version, means: dict[str, float], n: int) -> None:
             mlflow.log_metrics(metrics, model_id=model_id)
         else:
             mlflow.log_metrics(metrics)
+
+
+def cmd_lockbox(args: argparse.Namespace) -> None:
+    import json
+
+    import polars as pl
+
+    from shelflab.config import find_root, load_params, tracking_uri
+    from shelflab.errors import ConfigError
+    from shelflab.evaluation.metrics import parse_metric
+    from shelflab.layout import Layout
+    from shelflab.protocols.lockbox import LOCKBOX
+    from shelflab.registry.lockbox import open_lockbox
+
+    root = find_root()
+    params = load_params()
+    layout = Layout(root)
+    metrics = args.metrics.split(",") if args.metrics else params["leaderboard"]["metrics"]
+    metrics = list(dict.fromkeys(parse_metric(m.strip()).label for m in metrics))
+    if not layout.splits.is_file():
+        raise ConfigError(f"{layout.splits}: no split table (run `dvc repro` first)")
+    ids = pl.read_parquet(layout.splits).filter(pl.col("split") == LOCKBOX)["query_id"]
+    if ids.len() == 0:
+        raise ConfigError(
+            "no lockbox queries: set split.lockbox_fraction in params.yaml (e.g. 0.2) and rerun "
+            "`dvc repro` (the split is redone, so every model is re-evaluated without them)"
+        )
+    # raw query text (the pipeline normalises it, as for any new query), or the history
+    raw = layout.processed / "queries.parquet"
+    source = raw if raw.is_file() and "text" in pl.read_parquet_schema(raw) else None
+    queries = pl.read_parquet(source or layout.enriched / "queries.parquet")
+    column = "text" if "text" in queries.columns else "history"
+    queries = queries.filter(pl.col("query_id").is_in(ids.implode())).select("query_id", column)
+    qrels = pl.read_parquet(layout.qrels).filter(pl.col("query_id").is_in(ids.implode()))
+    cfg = params["evaluate"]
+    result = open_lockbox(
+        tracking_uri(params, root),
+        args.model,
+        queries,
+        qrels,
+        metrics=metrics,
+        relevance_threshold=cfg["relevance_threshold"],
+        bootstrap=cfg["bootstrap"],
+        k=args.k or cfg["k"],
+    )
+    if args.format == "json":
+        print(json.dumps({"model": args.model, "rows": result.table.to_dicts(),
+                          "queries": result.counts, "opened_by": result.who,
+                          "opened_at": result.when, "run_id": result.run_id,
+                          "earlier_openings": result.earlier_openings}))  # fmt: skip
+        return
+    print(result.format())

@@ -269,3 +269,23 @@ def rollback(client: Any, tracking_uri: str, name: str, why: str = "") -> AliasM
         )
         move(client, name, CHALLENGER, now, action="rollback", why="rolled back from champion")
         return entry
+
+
+def model_version(model_uri: str) -> Any:
+    """The registry version behind models:/NAME@ALIAS or models:/NAME/VERSION (None for other
+    URIs)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    if not model_uri.startswith("models:/"):
+        return None
+    ref = model_uri.removeprefix("models:/")
+    client = MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return client.get_model_version_by_alias(name, alias)
+        name, _, number = ref.partition("/")
+        return client.get_model_version(name, number)
+    except mlflow.exceptions.MlflowException as err:
+        raise ConfigError(f"{model_uri}: {err.message}") from None

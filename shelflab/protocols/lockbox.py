@@ -1,0 +1,28 @@
+"""The lockbox: a seeded fraction of the test queries set aside at split time (split
+`lockbox`). No stage evaluates it; `shelflab lockbox --model URI` opens it deliberately, once a
+model is chosen, and the opening is logged. Test figures that guided choices spend some of
+the test split's honesty; the lockbox is what a user gets on queries no one looked at."""
+
+from __future__ import annotations
+
+import polars as pl
+
+LOCKBOX = "lockbox"
+
+
+def set_aside(splits: pl.DataFrame, fraction: float, seed: int) -> pl.DataFrame:
+    """`splits` (query_id, split) with round(fraction x test queries) of the test queries,
+    a seeded sample, moved to split `lockbox`; unchanged when `fraction` is 0."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"lockbox fraction must be in [0, 1), got {fraction}")
+    test = splits.filter(pl.col("split") == "test")["query_id"]
+    n = round(fraction * test.len())
+    if n == 0:
+        return splits
+    chosen = test.sort().sample(n=n, seed=seed)
+    return splits.with_columns(
+        pl.when(pl.col("query_id").is_in(chosen.implode()))
+        .then(pl.lit(LOCKBOX))
+        .otherwise(pl.col("split"))
+        .alias("split")
+    )
