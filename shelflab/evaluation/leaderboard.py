@@ -99,13 +99,18 @@ def build_leaderboard(
 # per-query latency (the evaluate stage's `_latency`) and the wall seconds of the model's
 # train@ and index@ stages (its `_build`)
 COST_COLUMNS = ("p50_ms", "p95_ms", "train_s", "index_s", "test_looks")
+# what each model's means counted besides its n (JSON always; the table shows them when > 0)
+COUNT_COLUMNS = ("queries_missing_from_run", "queries_without_relevant", "queries_run_ignored")
 
 
 def with_costs(board: pl.DataFrame, costs: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
     """Add the cost columns (model -> {p50_ms, p95_ms, train_s, index_s, test_looks}) to a
     leaderboard; models without a figure get nulls. test_looks: how many evaluation runs of
     the model's family scored the test split."""
-    cols = {c: [costs.get(m, {}).get(c) for m in board[MODEL].to_list()] for c in COST_COLUMNS}
+    cols = {
+        c: [costs.get(m, {}).get(c) for m in board[MODEL].to_list()]
+        for c in (*COST_COLUMNS, *COUNT_COLUMNS)
+    }
     return board.with_columns(pl.Series(c, v, dtype=pl.Float64) for c, v in cols.items())
 
 
@@ -120,6 +125,7 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
     metrics = [c for c in df.columns if f"{c}_ci_low" in df.columns and c not in (DELTA, MODEL)]
     has_baseline = DELTA in df.columns
     latency = [c for c in COST_COLUMNS if c in df.columns and df[c].is_not_null().any()]
+    latency += [c for c in COUNT_COLUMNS if c in df.columns and (df[c].fill_null(0) > 0).any()]
     header = [MODEL, N, *metrics]
     if has_baseline and df.height:
         header += [f"delta {df[DELTA_ON][0]} vs {df[BASELINE][0]}", "p"]
@@ -150,7 +156,8 @@ def format_leaderboard(df: pl.DataFrame, fmt: str = "table", digits: int = 4) ->
 def _cost(value: float | None, column: str) -> str:
     if value is None:
         return ""
-    return f"{value:.0f}" if column == "test_looks" else f"{value:.1f}"
+    whole = column == "test_looks" or column in COUNT_COLUMNS
+    return f"{value:.0f}" if whole else f"{value:.1f}"
 
 
 def _with_ci(mean: float, low: float, high: float, digits: int, sign: bool = False) -> str:

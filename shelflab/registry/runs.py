@@ -12,6 +12,7 @@ from shelflab.errors import ConfigError
 from shelflab.registry.tracking import use_tracking_uri
 
 BUILD_STAGES = ("train", "index")  # their wall seconds are logged as <stage>_wall_s
+QUERY_COUNTS = ("missing_from_run", "without_relevant", "run_ignored")
 
 
 def latest_per_query(
@@ -69,6 +70,10 @@ def latest_per_query(
                 )
                 family = run.data.tags.get("model_family", name)
                 latency[name]["test_looks"] = float(looks.get(family, 0))
+                # what the split's means counted (evaluate@ logs them; older runs lack them)
+                for count in QUERY_COUNTS:
+                    if f"{split}_queries_{count}" in m:
+                        latency[name][f"queries_{count}"] = m[f"{split}_queries_{count}"]
     if not out:
         raise ConfigError(f"experiment {experiment!r} has no evaluation runs")
     return out

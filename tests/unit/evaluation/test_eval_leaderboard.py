@@ -166,3 +166,16 @@ def test_test_looks_column_is_a_count(models):
     md = format_leaderboard(with_costs(board, costs), "markdown").splitlines()
     assert md[0].endswith("| p50 ms | test looks |")
     assert md[2].endswith("| 2.0 | 1 |") and md[3].endswith("| 2.0 | 2 |")
+
+
+def test_query_counts_show_only_when_a_model_missed_queries(models):
+    board = build_leaderboard(models, ["ndcg@10"], baseline="bm25")
+    names = board["model"].to_list()
+    clean = {n: {"queries_missing_from_run": 0.0, "queries_run_ignored": 0.0} for n in names}
+    md = format_leaderboard(with_costs(board, clean), "markdown")
+    assert "missing" not in md
+    costs = {**clean, names[1]: {"queries_missing_from_run": 7.0, "queries_run_ignored": 0.0}}
+    md = format_leaderboard(with_costs(board, costs), "markdown").splitlines()
+    assert md[0].endswith("| queries missing from run |") and md[3].endswith("| 7 |")
+    rows = json.loads(format_leaderboard(with_costs(board, costs), "json"))
+    assert rows[1]["queries_missing_from_run"] == 7.0 and rows[0]["queries_run_ignored"] == 0.0
