@@ -48,9 +48,13 @@ def _http_client(url: str) -> Any:
     import chromadb
     from chromadb.config import Settings
 
+    from shelflab.errors import ConfigError
+    from shelflab.servers import check_reachable
+
     u = urlparse(url)
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise ValueError(f"chroma url must look like http://host:port, got {url!r}")
+        raise ConfigError(f"chroma_url must look like http://host:port, got {url!r}")
+    check_reachable(url, "Chroma server")  # one line within the timeout, not a hang
     return chromadb.HttpClient(
         host=u.hostname,
         port=u.port or (443 if u.scheme == "https" else 8000),

@@ -208,3 +208,14 @@ def test_lock_url_must_be_postgresql(monkeypatch):
     assert lock_database("http://127.0.0.1:5000").startswith("postgresql+psycopg2://")
     monkeypatch.delenv("SHELFLAB_LOCK_URL")
     assert lock_database("sqlite:///m.db") is None
+
+
+def test_a_chroma_server_that_is_down_is_one_line(closed_port):
+    from shelflab.models.chroma_index import _http_client
+
+    with pytest.raises(
+        ConfigError, match=rf"Chroma server http://127.0.0.1:{closed_port} is not reachable"
+    ):
+        _http_client(f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(ConfigError, match="chroma_url must look like http://host:port"):
+        _http_client("127.0.0.1:8000")
