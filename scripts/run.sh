@@ -10,7 +10,7 @@
 #   bash scripts/run.sh --full [search|reviews|nextitem]
 #                                    # one track on its full data (the track's params.full.yaml
 #                                    # into its params.yaml, then `dvc repro` of that track);
-#                                    # search: Home Depot, all six models tuned, ~1 h on 2 cores
+#                                    # search: Home Depot, all six models tuned, 58 min on 2 cores
 #   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
