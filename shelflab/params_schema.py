@@ -9,13 +9,15 @@ The `data` and `split` sections depend on the track (`mlflow.track`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from shelflab.errors import ConfigError
+from shelflab.textnorm import NormalizeConfig
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
@@ -99,13 +101,12 @@ class SequenceSplit(Lockbox):
 
 
 # --- text ----------------------------------------------------------------------------------
-class Enrich(Section):
-    fix_mojibake: bool = True
-    unescape_html: bool = True
-    unicode_nfkc: bool = True
-    lowercase: bool = True
-    units: bool = True
-    whitespace: bool = True
+# one switch per text-normalisation step, as textnorm defines them
+Enrich = create_model(
+    "Enrich",
+    __base__=Section,
+    **{f.name: (bool, f.default) for f in dataclasses.fields(NormalizeConfig)},
+)
 
 
 class Keywords(Section):

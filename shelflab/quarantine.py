@@ -95,6 +95,13 @@ class Quarantine:
                 expected=f"at least data.min_kept_fraction = {min_fraction:g} of them usable",
             )
 
+    def gate(self, kept: int, *, unit: str, source: str | Path, data: dict) -> None:
+        """`require_kept` with the params' `data.min_kept_fraction`, then the summary line on
+        stdout: what every ingest stage does before it writes anything."""
+        fraction = data.get("min_kept_fraction", DEFAULT_MIN_KEPT_FRACTION)
+        self.require_kept(kept, unit=unit, source=source, min_fraction=fraction)
+        print(f"ingest: {self.summary_line()}", flush=True)
+
     def summary_line(self) -> str:
         """`quarantined N rows (reason: n, ...)`, or `quarantined 0 rows`, for the stage log."""
         counts = self.counts()

@@ -5,7 +5,7 @@ from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.data_io.loaders import load_search_dataset
 from shelflab.layout import Layout
-from shelflab.quarantine import DEFAULT_MIN_KEPT_FRACTION, Quarantine
+from shelflab.quarantine import Quarantine
 
 
 def main() -> None:
@@ -19,13 +19,7 @@ def main() -> None:
         grade_mapping=data.get("grade_mapping", "minus_one"),
         quarantine=quarantine,
     )
-    quarantine.require_kept(
-        ds.qrels.height,
-        unit="judgments",
-        source=root / data["dir"],
-        min_fraction=data.get("min_kept_fraction", DEFAULT_MIN_KEPT_FRACTION),
-    )
-    print(f"ingest: {quarantine.summary_line()}")
+    quarantine.gate(ds.qrels.height, unit="judgments", source=root / data["dir"], data=data)
     write_parquet(ds.items, out / "items.parquet")
     write_parquet(ds.queries, out / "queries.parquet")
     write_parquet(ds.qrels, out / "qrels.parquet")

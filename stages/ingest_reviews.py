@@ -6,7 +6,7 @@ from shelflab.config import find_root, load_params
 from shelflab.data_io.amazon import load_review_dataset
 from shelflab.layout import Layout
 from shelflab.pipeline.ingest import log_ingest
-from shelflab.quarantine import DEFAULT_MIN_KEPT_FRACTION, Quarantine
+from shelflab.quarantine import Quarantine
 from shelflab.reviews.track import review_queries, with_query_ids
 
 
@@ -24,13 +24,7 @@ def main() -> None:
         quarantine=quarantine,
         name=data["name"],
     )
-    quarantine.require_kept(
-        ds.reviews.height,
-        unit="reviews",
-        source=folder / data["reviews"],
-        min_fraction=data.get("min_kept_fraction", DEFAULT_MIN_KEPT_FRACTION),
-    )
-    print(f"ingest: {quarantine.summary_line()}")
+    quarantine.gate(ds.reviews.height, unit="reviews", source=folder / data["reviews"], data=data)
     reviews = with_query_ids(ds.reviews)
     queries, qrels = review_queries(
         reviews, data.get("query_fields", ["summary", "body"]), data.get("query_separator", ". ")

@@ -9,7 +9,7 @@ from shelflab.layout import Layout
 from shelflab.pipeline.ingest import log_ingest
 from shelflab.protocols.leave_one_out import leave_one_out
 from shelflab.protocols.lockbox import set_aside
-from shelflab.quarantine import DEFAULT_MIN_KEPT_FRACTION, Quarantine
+from shelflab.quarantine import Quarantine
 
 
 def main() -> None:
@@ -35,16 +35,17 @@ def main() -> None:
         quarantine=quarantine,
         source=data["sequences"],
     )
-    quarantine.require_kept(
+    quarantine.gate(
         task.queries["user_id"].n_unique(),
         unit="user sequences",
         source=root / data["dir"] / data["sequences"],
-        min_fraction=data.get("min_kept_fraction", DEFAULT_MIN_KEPT_FRACTION),
+        data=data,
     )
-    print(f"ingest: {quarantine.summary_line()}")
     write_parquet(ds.sequences, layout.processed / "sequences.parquet")
     write_parquet(task.qrels, layout.qrels)
-    splits = set_aside(task.splits, split.get("lockbox_fraction", 0.0), split.get("lockbox_seed", 0))
+    splits = set_aside(
+        task.splits, split.get("lockbox_fraction", 0.0), split.get("lockbox_seed", 0)
+    )
     write_parquet(splits, layout.splits)
     write_parquet(ds.items, layout.enriched / "items.parquet")
     write_parquet(task.queries, layout.enriched / "queries.parquet")

@@ -9,7 +9,13 @@ REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e")
 
 # Fixtures shared across tiers (the integration tests reuse the unit tiers' built models).
-pytest_plugins = ["plugins.models", "plugins.registry", "plugins.tuning", "plugins.sequences"]
+pytest_plugins = [
+    "plugins.models",
+    "plugins.registry",
+    "plugins.tuning",
+    "plugins.sequences",
+    "plugins.postgres",
+]
 
 quiet_environment()  # telemetry off, model hubs offline (as every shelflab entry point)
 

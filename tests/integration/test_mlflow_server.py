@@ -5,12 +5,10 @@ fresh process, roll back."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 import polars as pl
 import pytest
@@ -18,28 +16,10 @@ import pytest
 from shelflab.registry.aliases import CHAMPION, current, history, rollback
 from shelflab.registry.promote import promote
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, free_port):
-    if not _reachable(PG_HOST, PG_PORT):
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
-    import psycopg2
-
-    db = f"shelflab_mlflow_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="test")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {db}")
+def server(tmp_path_factory, free_port, pg_module_database):
+    backend = pg_module_database().replace("postgresql://", "postgresql+psycopg2://", 1)
     port = free_port()
     root = tmp_path_factory.mktemp("mlflow-server")
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
@@ -50,7 +30,7 @@ def server(tmp_path_factory, free_port):
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{db}",
+            backend,
             "--artifacts-destination",
             str(root / "artifacts"),
             "--host",
@@ -87,9 +67,6 @@ def server(tmp_path_factory, free_port):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.close()
 
 
 def test_register_promote_load_rollback_through_a_server(

@@ -9,48 +9,22 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from plugins.postgres import pg_up
 
 from shelflab.config import database_url
 from shelflab.errors import ConfigError
 from shelflab.servers import check_reachable
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 BIN = Path(sys.executable).parent
 
 
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def pg_plain_urls():
-    """Two fresh databases (MLflow and Optuna each keep their own alembic version table), as
-    the README writes their URIs: postgresql://user@host:port/db."""
-    if not _pg_up():
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
-    import psycopg2
-
-    names = [f"shelflab_srv_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="test")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            for name in names:
-                cur.execute(f"CREATE DATABASE {name}")
-        yield [f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}" for name in names]
-    finally:
-        with admin.cursor() as cur:
-            for name in names:
-                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+def pg_plain_urls(pg_database):
+    """Two fresh databases (MLflow and Optuna each keep their own alembic version table)."""
+    return [pg_database(), pg_database()]
 
 
 @pytest.fixture
@@ -107,7 +81,7 @@ def test_plain_postgresql_uri_works_for_mlflow_and_optuna(pg_plain_urls, tmp_pat
     ],
 )
 def test_a_store_that_is_down_is_one_line_within_seconds(url, cause, closed_port):
-    if "5432" in url and not _pg_up():
+    if "5432" in url and not pg_up():
         pytest.skip("PostgreSQL not running")
     url = url.format(port=closed_port)
     start = time.perf_counter()

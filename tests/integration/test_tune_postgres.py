@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
-
 import pytest
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 BM25 = {"family": "bm25", "k1": 1.2, "b": 0.75, "method": "lucene", "stemmer": "english"}
 
 
-def _reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def pg_url():
-    if not _reachable():
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"shelflab_tune_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="test")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        yield f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+def pg_url(pg_database):
+    return pg_database().replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def test_two_workers_share_one_study(pg_url, train_data, bm25_tune, tracking_uri):

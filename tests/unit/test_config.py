@@ -75,7 +75,8 @@ BAD_PARAMS = [
     (S, {"split.seed": "abc"}, "split.seed: Input should be a valid integer, got 'abc'"),
     (S, {"split.seed": 4.5}, "split.seed: Input should be a valid integer"),
     (S, {"split.fractions": DELETE, "split.fractons": [0.8, 0.1, 0.1]},
-     "split.fractons: unknown key (expected one of: fractions, seed)"),
+     "split.fractons: unknown key "
+     "(expected one of: fractions, lockbox_fraction, lockbox_seed, seed)"),
     (S, {"split.fractions": [0.8, 0.1, 0.2]},
      "split: fractions [0.8, 0.1, 0.2] sum to 1.1, expected 1 (train, valid, test)"),
     (S, {"split.fractions": [0.9, 0.1]}, "split.fractions: List should have at least 3"),
