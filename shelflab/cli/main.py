@@ -94,12 +94,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from shelflab.data_io.trec import read_qrels, read_run
     from shelflab.evaluation.harness import evaluate
-    from shelflab.evaluation.metrics import parse_metric
     from shelflab.evaluation.significance import summarize
     from shelflab.tables import write_table
 
-    # fail on a typo before reading big files; 'NDCG@10' is reported as 'ndcg@10'
-    args.metrics = list(dict.fromkeys(parse_metric(name).label for name in args.metrics))
+    args.metrics = metric_labels(args.metrics)  # a typo fails before big files are read
     version = None
     if args.model:
         from shelflab.cli.registry import registered_run
@@ -148,6 +146,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(counts_footer(result))
 
 
+def metric_labels(names: Sequence[str]) -> list[str]:
+    """The canonical labels of `names`, once each and in order ('NDCG@10' -> 'ndcg@10');
+    ConfigError on an unknown metric or a bad cutoff."""
+    from shelflab.evaluation.metrics import parse_metric
+
+    return list(dict.fromkeys(parse_metric(name.strip()).label for name in names))
+
+
 def counts_footer(result) -> str:
     """What the means count, as trec_eval's `num_q` and more: evaluated queries, qrels queries
     missing from the run (scored 0), qrels queries without a relevant item (excluded), run
@@ -158,8 +164,9 @@ def counts_footer(result) -> str:
         f"(scored 0), {c['without_relevant']} without a relevant item (excluded), "
         f"{c['run_ignored']} run queries not in the qrels (ignored)"
     ]
-    if result.mismatch():
-        lines.append(f"warning: {result.mismatch()} (--strict makes this an error)")
+    mismatch = result.mismatch()
+    if mismatch:
+        lines.append(f"warning: {mismatch} (--strict makes this an error)")
     return "\n".join(lines)
 
 

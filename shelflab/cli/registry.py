@@ -149,11 +149,8 @@ def _client(cls: Any, uri: str, name: str) -> Any:
 def registered_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """`shelflab evaluate --model URI --queries PATH --qrels PATH`: (qrels, run, version): the
     queries retrieved through the pyfunc; `log_registered_eval` records the scores."""
-    import mlflow
-    import polars as pl
 
     from shelflab.config import find_root, load_params, tracking_uri
-    from shelflab.contract import validate_run
     from shelflab.data_io.queries import read_queries
     from shelflab.data_io.trec import read_qrels
     from shelflab.errors import ConfigError
@@ -168,14 +165,11 @@ def registered_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     if not common:
         raise ConfigError(f"{args.queries} and {args.qrels} have no query id in common")
     from shelflab.registry.aliases import model_version
+    from shelflab.registry.serving import predict_registered
 
     version = model_version(args.model)
-    try:
-        model = mlflow.pyfunc.load_model(args.model)
-    except mlflow.exceptions.MlflowException as err:
-        raise ConfigError(f"cannot load {args.model}: {err.message}") from None
-    out = model.predict(queries.select("query_id", "text").to_pandas(), params={"k": args.k})
-    return qrels, validate_run(pl.from_pandas(out), f"{args.model} run"), version
+    run = predict_registered(args.model, queries.select("query_id", "text"), args.k)
+    return qrels, run, version
 
 
 def log_registered_eval(args, version, means: dict[str, float], n: int) -> None:
@@ -213,9 +207,9 @@ def cmd_lockbox(args: argparse.Namespace) -> None:
 
     import polars as pl
 
+    from shelflab.cli.main import metric_labels
     from shelflab.config import find_root, load_params, tracking_uri
     from shelflab.errors import ConfigError
-    from shelflab.evaluation.metrics import parse_metric
     from shelflab.layout import Layout
     from shelflab.protocols.lockbox import LOCKBOX
     from shelflab.registry.lockbox import open_lockbox
@@ -223,8 +217,9 @@ def cmd_lockbox(args: argparse.Namespace) -> None:
     root = find_root()
     params = load_params()
     layout = Layout(root)
-    metrics = args.metrics.split(",") if args.metrics else params["leaderboard"]["metrics"]
-    metrics = list(dict.fromkeys(parse_metric(m.strip()).label for m in metrics))
+    metrics = metric_labels(
+        args.metrics.split(",") if args.metrics else params["leaderboard"]["metrics"]
+    )
     if not layout.splits.is_file():
         raise ConfigError(f"{layout.splits}: no split table (run `dvc repro` first)")
     ids = pl.read_parquet(layout.splits).filter(pl.col("split") == LOCKBOX)["query_id"]

@@ -6,16 +6,14 @@ before, because each opening spends some of it too."""
 
 from __future__ import annotations
 
-import getpass
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
-from shelflab.errors import ConfigError
-from shelflab.registry.aliases import model_version
+from shelflab.registry.aliases import model_version, who
+from shelflab.registry.serving import predict_registered
 from shelflab.registry.tracking import KIND_TAG, metric_key, use_experiment, use_tracking_uri
 
 LOCKBOX_KIND = "lockbox"
@@ -69,11 +67,7 @@ def open_lockbox(
 
     use_tracking_uri(tracking_uri)
     version = model_version(model_uri)
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except mlflow.exceptions.MlflowException as err:
-        raise ConfigError(f"cannot load {model_uri}: {err.message}") from None
-    run = pl.from_pandas(model.predict(queries.to_pandas(), params={"k": k}))
+    run = predict_registered(model_uri, queries, k)
     result = evaluate(qrels, run, metrics, relevance_threshold, run_source=f"{model_uri} run")
     summary = summarize(result.per_query, metrics, **bootstrap)
     test = _test_figures(version, metrics)
@@ -82,7 +76,7 @@ def open_lockbox(
         pl.Series("test", [test.get(m) for m in table["metric"]], dtype=pl.Float64)
     ).select("metric", "test", "lockbox", "ci_low", "ci_high")
 
-    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    opened_by = who()
     when = datetime.now(UTC).isoformat(timespec="seconds")
     registered = version.name if version is not None else "unregistered"
     experiment = use_experiment(f"{registered}-lockbox")
@@ -94,7 +88,7 @@ def open_lockbox(
             {
                 KIND_TAG: LOCKBOX_KIND,
                 "model_uri": model_uri,
-                "opened_by": who,
+                "opened_by": opened_by,
                 "opened_at": when,
                 "opening": str(earlier + 1),
                 **(
@@ -121,7 +115,7 @@ def open_lockbox(
                 f"{v:.6f}",
             )
         client.set_model_version_tag(
-            version.name, version.version, "shelflab.lockbox.opened", f"{who} at {when}"
+            version.name, version.version, "shelflab.lockbox.opened", f"{opened_by} at {when}"
         )
     return LockboxResult(
         model_uri=model_uri,
@@ -129,7 +123,7 @@ def open_lockbox(
         table=table,
         n_queries=result.n_queries,
         counts=result.counts(),
-        who=who,
+        who=opened_by,
         when=when,
         run_id=mlrun.info.run_id,
         earlier_openings=earlier,
