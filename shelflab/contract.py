@@ -174,9 +174,22 @@ def first_duplicate_pair(df: pl.DataFrame) -> int | None:
     return int(dup.arg_max()) if dup.any() else None
 
 
+SMALL_RUN = 2_000  # rows: one query's run this small is ranked in Python (see add_rank)
+
+
 def add_rank(run: pl.DataFrame) -> pl.DataFrame:
     """Rank 1..n per query by score descending; ties broken by item_id descending, the order
-    trec_eval uses, so ranks written by ShelfLab agree with how trec_eval reads the run."""
+    trec_eval uses, so ranks written by ShelfLab agree with how trec_eval reads the run.
+
+    A single query's small run (what serving one request makes) is ordered by Python's sort
+    on the same keys: a polars sort with a window cost ~0.6 ms, several times per request."""
+    if 0 < run.height <= SMALL_RUN and run[QUERY_ID].n_unique() == 1:
+        scores, items = run[SCORE].to_list(), run[ITEM_ID].to_list()
+        if all(s is not None and s == s for s in scores) and None not in items:  # no NaN/null
+            order = sorted(range(run.height), key=lambda i: (scores[i], items[i]), reverse=True)
+            return run[order].with_columns(
+                pl.Series(RANK, range(1, run.height + 1), dtype=pl.Int64)
+            )
     return run.sort([QUERY_ID, SCORE, ITEM_ID], descending=[False, True, True]).with_columns(
         pl.int_range(1, pl.len() + 1).over(QUERY_ID).cast(pl.Int64).alias(RANK)
     )

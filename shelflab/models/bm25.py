@@ -29,6 +29,8 @@ from shelflab.models.base import (
 )
 from shelflab.models.params import Param
 
+FEW_QUERIES = 16  # below this many queries bm25s retrieves on the calling thread
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -143,7 +145,8 @@ class BM25Retriever(Retriever):
             k=kk,
             sorted=True,
             show_progress=False,
-            n_threads=self.params["n_threads"],
+            # a thread pool for a few queries costs more than it saves (2 ms of a query)
+            n_threads=self.params["n_threads"] if len(keep) >= FEW_QUERIES else 0,
         )
         out_q, out_d, out_s = [], [], []
         for row, qi in enumerate(keep):

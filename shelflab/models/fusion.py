@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, add_rank
+from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, SMALL_RUN, add_rank
 from shelflab.errors import ConfigError
 from shelflab.models.base import RUN_COLUMNS
 
@@ -108,6 +108,50 @@ def weighted(
     return _finish(pairs.with_columns(total.alias(SCORE)), k)
 
 
+def _one_query(runs: Sequence[pl.DataFrame]) -> bool:
+    """Whether the runs are small and hold one query between them (a served request)."""
+    if sum(r.height for r in runs) > SMALL_RUN:
+        return False
+    ids = {q for r in runs for q in r[QUERY_ID].unique().to_list()}
+    return len(ids) == 1 and None not in ids
+
+
+def _fuse_one_query(
+    runs: Sequence[pl.DataFrame], method: str, w: list[float], rrf_k: float, k: int | None
+) -> pl.DataFrame:
+    """`rrf` / minmax `weighted` of one query's runs in Python, with the same float operations
+    in the same order as the polars expressions (the tests compare them bit for bit): a
+    request's fusion took 8 ms as ~20 polars steps."""
+    total: dict[str, float] = {}
+    query = next(r[QUERY_ID][0] for r in runs if r.height)
+    if method == "rrf":
+        for run, wi in zip(runs, w, strict=True):
+            run = _ranked(run)
+            for item, rank in zip(run[ITEM_ID].to_list(), run[RANK].to_list(), strict=True):
+                total[item] = total.get(item, 0.0) + wi / (rrf_k + rank)
+    else:  # weighted, minmax: an item a run did not retrieve counts 0 there
+        normed = []
+        for run in runs:
+            run = _ranked(run)
+            s = run[SCORE].to_list()
+            lo, hi = (min(s), max(s)) if s else (0.0, 0.0)
+            x = [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in s]
+            normed.append(dict(zip(run[ITEM_ID].to_list(), x, strict=True)))
+        for item in {i for n in normed for i in n}:
+            score = 0.0
+            for n, wi in zip(normed, w, strict=True):
+                score = score + wi * n.get(item, 0.0)
+            total[item] = score
+    fused = pl.DataFrame(
+        {
+            QUERY_ID: pl.Series([query] * len(total), dtype=pl.String),
+            ITEM_ID: pl.Series(list(total), dtype=pl.String),
+            SCORE: pl.Series(list(total.values()), dtype=pl.Float64),
+        }
+    )
+    return _finish(fused, k)
+
+
 def fuse(
     runs: Sequence[pl.DataFrame],
     method: str = "rrf",
@@ -117,6 +161,9 @@ def fuse(
     weights: Sequence[float] | None = None,
     norm: str = "minmax",
 ) -> pl.DataFrame:
+    small = method in METHODS and (method == "rrf" or norm == "minmax") and _one_query(runs)
+    if small:
+        return _fuse_one_query(runs, method, _weights(weights, len(runs)), rrf_k, k)
     if method == "rrf":
         return rrf(runs, rrf_k=rrf_k, weights=weights, k=k)
     if method == "weighted":

@@ -18,7 +18,9 @@ def test_title_query_finds_its_product_first(dense, title_queries, check_run):
     top = run.filter(pl.col("rank") == 1).join(title_queries, on="query_id")
     assert top.height == title_queries.height
     assert (top["item_id"] == top["item_id_right"]).all(), top
-    assert top["score"].min() > 0.99  # cosine of a text with itself
+    # cosine of a text with itself: int8 (the CPU default) quantises activations per batch,
+    # so a title encoded among the catalog and alone as a query differ a little
+    assert top["score"].min() > 0.98
 
 
 def test_run_contract_on_real_queries(dense, queries, items, check_run):

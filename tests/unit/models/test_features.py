@@ -91,3 +91,62 @@ def test_model_score_features_fill_and_exact():
     exact = model_score_features(cands, run, "cos", exact=[0.1, 0.2, 0.3, 0.4])
     assert exact.columns == ["query_id", "item_id", "cos_score", "cos_rr"]
     assert exact["cos_score"].to_list() == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_text_feature_frame_equals_text_features_of_every_real_pair(repo_root):
+    """The frame is computed a query at a time (one cdist per query); each of its rows must
+    equal `text_features` of that pair alone, on real sample queries x real titles (repeated
+    queries, empty texts and titles without tokens included)."""
+    import gzip
+
+    items = pl.read_csv(repo_root / "data/sample/products.csv.gz", encoding="utf8-lossy")
+    with gzip.open(repo_root / "data/sample/train.csv.gz", "rt", encoding="latin-1") as f:
+        queries = pl.read_csv(f.read().encode(), encoding="utf8-lossy")["search_term"]
+    titles = [*items["product_title"].head(60).to_list(), "", "---", None]
+    texts = [*queries.unique(maintain_order=True).head(12).to_list(), "", "2 x 4", None]
+    pairs = pl.DataFrame(
+        {
+            "query_id": [f"q{i}" for i, _ in enumerate(texts) for _ in titles],
+            "item_id": [f"i{j}" for _ in texts for j, _ in enumerate(titles)],
+            "query_text": [t for t in texts for _ in titles],
+            "item_text": [t for _ in texts for t in titles],
+        }
+    )
+    got = text_feature_frame(pairs)
+    assert got.height == pairs.height and got.columns[:2] == ["query_id", "item_id"]
+    for row, (qt, it) in enumerate(zip(pairs["query_text"], pairs["item_text"], strict=True)):
+        want = text_features(qt or "", it or "")
+        for name, value in want.items():
+            assert got[name][row] == pytest.approx(value, abs=1e-12), (qt, it, name)
+
+
+def test_model_score_features_equal_a_polars_join(repo_root):
+    """Dict lookups against the join they replace, on a real bm25-like run: 3 queries, the
+    candidates a superset of the run for one query and disjoint for another."""
+    run = pl.DataFrame(
+        {
+            "query_id": ["a"] * 4 + ["b"] * 3,
+            "item_id": ["x", "y", "z", "w", "x", "v", "u"],
+            "score": [9.5, 7.25, 7.25, 1.0, 3.0, 2.0, -1.5],
+            "rank": [1, 2, 3, 4, 1, 2, 3],
+        }
+    )
+    cands = pl.DataFrame(
+        {"query_id": ["a", "a", "a", "b", "b", "c", "c"],
+         "item_id": ["z", "q", "x", "u", "x", "x", "y"]}
+    )  # fmt: skip
+    r = run.select("query_id", "item_id", pl.col("score").alias("_s"),
+                   (1.0 / pl.col("rank")).alias("m_rr"))  # fmt: skip
+    lows = r.group_by("query_id").agg(pl.col("_s").min().alias("_low"))
+    want = (
+        cands.join(r, on=["query_id", "item_id"], how="left", maintain_order="left")
+        .join(lows, on="query_id", how="left", maintain_order="left")
+        .select(
+            "query_id",
+            "item_id",
+            pl.coalesce("_s", "_low", pl.lit(0.0)).alias("m_score"),
+            pl.col("m_rr").fill_null(0.0),
+            pl.col("_s").is_null().cast(pl.Float64).alias("m_missing"),
+        )
+    )
+    assert model_score_features(cands, run, "m").equals(want)

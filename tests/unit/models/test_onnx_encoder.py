@@ -5,6 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from shelflab.errors import ConfigError
 from shelflab.models.encoders import encode, load_encoder, resolve_model_path
 from shelflab.models.onnx_encoder import load_onnx_encoder, onnx_cache_dir
 
@@ -51,15 +52,58 @@ def test_dense_backend_auto_is_onnx_on_cpu_and_embeds_like_torch():
     from shelflab.models import create
     from shelflab.models.base import ModelContext
 
-    auto = create("dense", {"family": "dense", "device": "cpu", "cache": False}, ModelContext())
-    torch_model = create(
-        "dense", {"family": "dense", "device": "cpu", "backend": "torch", "cache": False},
-        ModelContext(),
-    )  # fmt: skip
-    assert auto.backend == "onnx" and torch_model.backend == "torch"
+    def dense(**params):
+        return create("dense", {"family": "dense", "device": "cpu", "cache": False, **params},
+                      ModelContext())  # fmt: skip
+
+    auto, fp32, torch_model = dense(), dense(precision="fp32"), dense(backend="torch")
+    assert (auto.backend, auto.precision) == ("onnx", "int8")
+    assert (fp32.backend, fp32.precision) == ("onnx", "fp32")
+    assert (torch_model.backend, torch_model.precision) == ("torch", "fp32")
     queries = ["cordless drill", "outdoor ceiling fan with light", "1/2 in. pvc elbow"]
-    a, b = auto.embed_queries(queries), torch_model.embed_queries(queries)
-    assert (a * b).sum(axis=1).min() > 0.99999
+    a, f, b = (m.embed_queries(queries) for m in (auto, fp32, torch_model))
+    assert (f * b).sum(axis=1).min() > 0.99999  # the same model, a different runtime
+    # int8 weights move the vectors a little (0.991-0.994 here), not to another model
+    assert 0.98 < (a * b).sum(axis=1).min() < 0.9999
+    assert auto.model_key != fp32.model_key == torch_model.model_key
+    with pytest.raises(ConfigError, match="precision int8 runs on ONNX Runtime"):
+        _ = dense(backend="torch", precision="int8").precision
+
+
+def test_int8_ranks_sample_titles_as_fp32_does(titles):
+    """Dense search with the int8 encoder finds the fp32 encoder's neighbours: the top-10 of
+    each query title among 200 real titles overlap >= 80% on average."""
+    from shelflab.models import create
+    from shelflab.models.base import ModelContext
+
+    texts = [t for t in titles[:200] if t.strip()]
+    found = {}
+    for precision in ("fp32", "int8"):
+        model = create("dense", {"family": "dense", "device": "cpu", "cache": False,
+                                 "precision": precision}, ModelContext())  # fmt: skip
+        emb = model.embed_items(texts)
+        found[precision] = np.argsort(-(emb[:50] @ emb.T), axis=1)[:, :10]
+    overlap = [len(set(a) & set(b)) / 10 for a, b in zip(found["fp32"], found["int8"], strict=True)]
+    assert np.mean(overlap) >= 0.8, np.mean(overlap)
+
+
+def test_an_open_index_sets_the_query_precision(tmp_path):
+    """precision auto encodes queries as the index's items were encoded: an fp32 index (or
+    one older than the param) is searched with fp32 queries, not int8 ones."""
+    from shelflab.models import create
+    from shelflab.models.base import ModelContext
+
+    items = pl.DataFrame({"item_id": ["a", "b", "c"], "text": ["drill", "saw", "ceiling fan"]})
+    spec = {"family": "dense", "device": "cpu", "cache": False, "chroma": False}
+    create("dense", {**spec, "precision": "fp32"}, ModelContext()).build_index(items, tmp_path)
+    reader = create("dense", spec, ModelContext())
+    assert reader.precision == "int8"  # before it opens an index
+    reader.open_index(tmp_path)
+    assert reader.precision == "fp32"
+    run = reader.retrieve(pl.DataFrame({"query_id": ["q"], "text": ["cordless drill"]}), 3)
+    assert run["item_id"][0] == "a"
+    with pytest.raises(ConfigError, match="another encoder"):
+        create("dense", {**spec, "precision": "int8"}, ModelContext()).open_index(tmp_path)
 
 
 def test_token_ids_equal_the_transformers_tokenizer(path, titles):
