@@ -104,31 +104,9 @@ def _parts(text: str) -> tuple[list[str], frozenset[str], tuple[str, ...], froze
 
 def text_features(query: str, title: str, groups: Sequence[str] = GROUPS) -> dict[str, float]:
     """The text features of one (query, title) pair, for the requested groups."""
-    q, qs, q_sorted, q3 = _parts(query)
-    t, ts, t_sorted, t3 = _parts(title)
-    out: dict[str, float] = {}
-    if "lexical" in groups:
-        common = len(qs & ts)
-        out["overlap"] = float(common)
-        out["overlap_frac"] = common / len(qs) if qs else 0.0
-        out["jaccard"] = jaccard(qs, ts)
-        out["phrase"] = float(_contains_seq(t, q))
-    if "fuzzy" in groups:
-        out["char3_jaccard"] = jaccard(q3, t3)
-        best = best_token_ratios(q_sorted, t_sorted)
-        out["fuzzy_token"] = sum(best) / len(best) if best else 0.0
-    if "length" in groups:
-        out["query_tokens"] = float(len(q))
-        out["query_chars"] = float(len(query))
-        out["title_tokens"] = float(len(t))
-        out["title_chars"] = float(len(title))
-    if "numeric" in groups:
-        nums = {w for w in qs if any(c.isdigit() for c in w)}
-        hit = len(nums & ts)
-        out["numeric_match"] = float(hit)
-        out["numeric_frac"] = hit / len(nums) if nums else 0.0
-        out["query_has_numeric"] = float(bool(nums))
-    return out
+    names = text_feature_names(groups)
+    row = _query_features(query, [title], groups, names)[0]
+    return {name: float(value) for name, value in zip(names, row, strict=True)}
 
 
 def text_feature_names(groups: Sequence[str]) -> list[str]:

@@ -269,8 +269,10 @@ def quantize_int8(fp32_file: Path) -> Path:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def onnx_capable(path: Path) -> bool:
-    """Whether ONNX Runtime can run this sentence-transformers directory here."""
+    """Whether ONNX Runtime can run this sentence-transformers directory here (once per path
+    in a process: a dense model asks on every model_key, and the answer reads the tokenizer)."""
     try:
         read_spec(path)
     except ConfigError:

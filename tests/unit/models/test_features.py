@@ -115,9 +115,39 @@ def test_text_feature_frame_equals_text_features_of_every_real_pair(repo_root):
     got = text_feature_frame(pairs)
     assert got.height == pairs.height and got.columns[:2] == ["query_id", "item_id"]
     for row, (qt, it) in enumerate(zip(pairs["query_text"], pairs["item_text"], strict=True)):
-        want = text_features(qt or "", it or "")
+        alone = text_features(qt or "", it or "")
+        want = _pair_features(qt or "", it or "")
+        assert alone.keys() == want.keys()
         for name, value in want.items():
             assert got[name][row] == pytest.approx(value, abs=1e-12), (qt, it, name)
+            assert alone[name] == pytest.approx(value, abs=1e-12), (qt, it, name)
+
+
+def _pair_features(query: str, title: str) -> dict[str, float]:
+    """An independent per-pair reference of every text feature, from the documented
+    definitions (set Jaccard, per-pair best token ratios)."""
+    from shelflab.models.features import best_token_ratios, jaccard
+
+    q, t = tokenize(query), tokenize(title)
+    qs, ts = set(q), set(t)
+    best = best_token_ratios(sorted(qs), sorted(ts))
+    nums = {w for w in qs if any(c.isdigit() for c in w)}
+    common = len(qs & ts)
+    return {
+        "overlap": float(common),
+        "overlap_frac": common / len(qs) if qs else 0.0,
+        "jaccard": jaccard(qs, ts),
+        "phrase": float(bool(q) and any(t[i : i + len(q)] == q for i in range(len(t)))),
+        "char3_jaccard": jaccard(char_ngrams(query), char_ngrams(title)),
+        "fuzzy_token": sum(best) / len(best) if best else 0.0,
+        "query_tokens": float(len(q)),
+        "query_chars": float(len(query)),
+        "title_tokens": float(len(t)),
+        "title_chars": float(len(title)),
+        "numeric_match": float(len(nums & ts)),
+        "numeric_frac": len(nums & ts) / len(nums) if nums else 0.0,
+        "query_has_numeric": float(bool(nums)),
+    }
 
 
 def test_model_score_features_equal_a_polars_join(repo_root):
