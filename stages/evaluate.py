@@ -10,6 +10,7 @@ from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
 from shelflab.cli.stage import run_stage
 from shelflab.config import experiment_name, find_root, load_params, tracking_uri
 from shelflab.data_io.trec import write_run_trec
+from shelflab.evaluation.harness import counts_line
 from shelflab.evaluation.plots import importance_plot, metric_at_k_plot
 from shelflab.layout import Layout
 from shelflab.pipeline.built import build_times, open_built_model
@@ -90,13 +91,7 @@ def main(name: str) -> None:
     print(f"evaluate@{name}: test {shown} (mlflow run {run_id}, {version[0]} v{version[1]})")
     for split, summary in report.summary.items():
         if isinstance(summary, dict) and "_queries" in summary:
-            c = summary["_queries"]
-            print(
-                f"evaluate@{name}: {split} queries: {c['evaluated']} evaluated, "
-                f"{c['missing_from_run']} missing from the run (scored 0), "
-                f"{c['without_relevant']} without a relevant item (excluded), "
-                f"{c['run_ignored']} run queries ignored"
-            )
+            print(f"evaluate@{name}: {split} {counts_line(summary['_queries'])}")
 
 
 def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[str, str]:

@@ -158,12 +158,9 @@ def counts_footer(result) -> str:
     """What the means count, as trec_eval's `num_q` and more: evaluated queries, qrels queries
     missing from the run (scored 0), qrels queries without a relevant item (excluded), run
     queries not in the qrels (ignored); a warning line when the run and qrels disagree."""
-    c = result.counts()
-    lines = [
-        f"queries: {c['evaluated']} evaluated, {c['missing_from_run']} missing from the run "
-        f"(scored 0), {c['without_relevant']} without a relevant item (excluded), "
-        f"{c['run_ignored']} run queries not in the qrels (ignored)"
-    ]
+    from shelflab.evaluation.harness import counts_line
+
+    lines = [counts_line(result.counts())]
     mismatch = result.mismatch()
     if mismatch:
         lines.append(f"warning: {mismatch} (--strict makes this an error)")

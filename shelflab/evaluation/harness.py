@@ -66,7 +66,23 @@ from shelflab.evaluation.ranking import (
     rank_positions,
 )
 
-__all__ = ["EvalResult", "build_gain_matrix", "evaluate"]
+__all__ = ["EvalResult", "build_gain_matrix", "counts_line", "evaluate"]
+
+# counts() key -> how the counts line names it (what trec_eval's num_q leaves unsaid)
+COUNT_PHRASES = {
+    "missing_from_run": "missing from the run (scored 0)",
+    "without_relevant": "without a relevant item (excluded)",
+    "run_ignored": "run queries not in the qrels (ignored)",
+}
+
+
+def counts_line(counts: dict[str, Any]) -> str:
+    """What the means counted, one line, as the CLI, the stages and the reports print it:
+    'queries: 9 evaluated, 1 missing from the run (scored 0), 0 without a relevant item
+    (excluded), 2 run queries not in the qrels (ignored)'. `counts`: EvalResult.counts()."""
+    parts = [f"{counts['evaluated']} evaluated"]
+    parts += [f"{counts[key]} {phrase}" for key, phrase in COUNT_PHRASES.items()]
+    return "queries: " + ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,6 @@ class EvalResult:
     n_missing_from_run: int  # evaluated queries absent from the run (scored 0)
     n_without_relevant: int  # qrels queries with no relevant item (excluded)
     n_not_in_qrels: int  # run queries absent from the qrels (ignored)
-    notes: list[str] = field(default_factory=list)
     # run query ids absent from the qrels that equal a qrels id missing from the run once
     # surrounding whitespace is stripped (a likely formatting slip; ids still compare exactly)
     whitespace_ids: list[tuple[str, str]] = field(default_factory=list)
@@ -91,6 +106,12 @@ class EvalResult:
     def n_evaluated(self) -> int:
         """Alias of n_queries."""
         return self.n_queries
+
+    @property
+    def notes(self) -> list[str]:
+        """The non-zero counts of counts_line, one phrase each."""
+        c = self.counts()
+        return [f"{c[key]} {phrase}" for key, phrase in COUNT_PHRASES.items() if c[key]]
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly means and counts (for logs and the registry)."""
@@ -154,16 +175,6 @@ def evaluate(
         + [pl.Series(label, values, pl.Float64) for label, values in scores.items()]
     )
     means = {label: float(values.mean()) for label, values in scores.items()}
-    notes = []
-    if info["n_missing_from_run"]:
-        notes.append(f"{info['n_missing_from_run']} evaluated queries absent from the run scored 0")
-    if info["n_without_relevant"]:
-        notes.append(
-            f"{info['n_without_relevant']} qrels queries without a relevant item "
-            f"(grade >= {threshold:g}) excluded"
-        )
-    if info["n_not_in_qrels"]:
-        notes.append(f"{info['n_not_in_qrels']} run queries absent from the qrels ignored")
     whitespace = []
     if info["n_not_in_qrels"] and info["n_missing_from_run"]:
         whitespace = whitespace_only_differences(run[QUERY_ID], qrels[QUERY_ID])
@@ -176,7 +187,6 @@ def evaluate(
         n_missing_from_run=info["n_missing_from_run"],
         n_without_relevant=info["n_without_relevant"],
         n_not_in_qrels=info["n_not_in_qrels"],
-        notes=notes,
         whitespace_ids=whitespace,
     )
 

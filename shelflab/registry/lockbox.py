@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from shelflab.evaluation.harness import counts_line
 from shelflab.registry.aliases import model_version, who
 from shelflab.registry.serving import predict_registered
 from shelflab.registry.tracking import KIND_TAG, metric_key, use_experiment, use_tracking_uri
@@ -44,6 +45,7 @@ class LockboxResult:
                 f"{row['metric']:<16} {test:>8}  {row['lockbox']:>8.4f}  "
                 f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
             )
+        lines.append(counts_line(self.counts))
         return "\n".join(lines)
 
 

@@ -266,6 +266,20 @@ def test_fast_layout_still_names_the_bad_line(tmp_path):
     path.write_text("\n".join([*RUN_LINES[:2], "q1 Q0 d8 3", RUN_LINES[3]]) + "\n")
     with pytest.raises(InputError, match=r"row 3: 4 field"):
         read_run(path)
+    # a blank line (polars reads it as nulls) counts as a line: the bad one is row 4
+    path.write_text("\n".join([*RUN_LINES[:2], "", "q1 Q0 d8 3 oops run"]) + "\n\n")
+    with pytest.raises(InputError, match=r"row 4.*score"):
+        read_run(path)
+
+
+def test_blank_lines_anywhere_are_skipped(tmp_path):
+    plain = tmp_path / "plain.run"
+    plain.write_text("\n".join(RUN_LINES) + "\n")
+    for text in ("\n" + "\n".join(RUN_LINES), "\n".join(RUN_LINES) + "\n\n\n",
+                 "\n".join([*RUN_LINES[:2], "", *RUN_LINES[2:]])):  # fmt: skip
+        blank = tmp_path / "blank.run"
+        blank.write_text(text)
+        assert read_run(blank).equals(read_run(plain))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytrec_eval
 
 import shelflab.evaluation.ranking as ranking
 from shelflab.errors import ConfigError, InputError
-from shelflab.evaluation.harness import evaluate
+from shelflab.evaluation.harness import counts_line, evaluate
 
 
 def qrels_df(rows):
@@ -66,7 +66,19 @@ def test_policy_counts_and_scores():
         {"query_id": pl.String, "mrr": pl.Float64, "recall@2": pl.Float64, "ndcg@3": pl.Float64}
     )
     assert res.summary()["n_not_in_qrels"] == 1
-    assert len(res.notes) == 3
+    assert res.notes == [
+        "1 missing from the run (scored 0)",
+        "1 without a relevant item (excluded)",
+        "1 run queries not in the qrels (ignored)",
+    ]
+    assert counts_line(res.counts()) == (
+        "queries: 2 evaluated, 1 missing from the run (scored 0), 1 without a relevant item "
+        "(excluded), 1 run queries not in the qrels (ignored)"
+    )
+    assert evaluate(QRELS, RUN.filter(pl.col("query_id") != "q9"), ["mrr"]).notes == [
+        "1 missing from the run (scored 0)",
+        "1 without a relevant item (excluded)",
+    ]
 
 
 def test_rank_column_is_ignored():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from shelflab.cli.main import main
-from shelflab.evaluation.harness import evaluate
+from shelflab.evaluation.harness import counts_line, evaluate
 from shelflab.protocols.lockbox import LOCKBOX, set_aside
 
 
@@ -86,6 +86,7 @@ def test_opening_the_lockbox_scores_it_beside_test_and_logs_who_and_when(
     assert main(["lockbox", "--model", f"models:/{name}/{v}"]) == 0
     table = capsys.readouterr().out
     assert "opened 1 time(s) before" in table and "ndcg@10" in table
+    assert table.splitlines()[-1] == counts_line(expected.counts())
     mlflow.set_tracking_uri("")
 
 
