@@ -8,7 +8,7 @@ from shelflab.data_io.sequence_dataset import load_sequence_dataset
 from shelflab.layout import Layout
 from shelflab.pipeline.ingest import log_ingest
 from shelflab.protocols.leave_one_out import leave_one_out
-from shelflab.protocols.lockbox import set_aside
+from shelflab.protocols.lockbox import set_aside_per_params
 from shelflab.quarantine import Quarantine
 
 
@@ -43,9 +43,7 @@ def main() -> None:
     )
     write_parquet(ds.sequences, layout.processed / "sequences.parquet")
     write_parquet(task.qrels, layout.qrels)
-    splits = set_aside(
-        task.splits, split.get("lockbox_fraction", 0.0), split.get("lockbox_seed", 0)
-    )
+    splits = set_aside_per_params(task.splits, split)
     write_parquet(splits, layout.splits)
     write_parquet(ds.items, layout.enriched / "items.parquet")
     write_parquet(task.queries, layout.enriched / "queries.parquet")

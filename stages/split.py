@@ -10,7 +10,7 @@ from shelflab.atomic import write_json, write_parquet
 from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.layout import Layout
-from shelflab.protocols.lockbox import set_aside
+from shelflab.protocols.lockbox import set_aside_per_params
 from shelflab.protocols.random_split import split_queries
 from shelflab.protocols.time_split import time_split
 
@@ -27,7 +27,7 @@ def main() -> None:
         splits, summary = result.splits, result.summary()
     else:
         splits = split_queries(queries, fractions=tuple(cfg["fractions"]), seed=cfg["seed"])
-    splits = set_aside(splits, cfg.get("lockbox_fraction", 0.0), cfg.get("lockbox_seed", 0))
+    splits = set_aside_per_params(splits, cfg)
     write_parquet(splits, layout.splits)
     counts = dict(splits.group_by("split").len().sort("split").iter_rows())
     write_json({"queries_per_split": counts, **summary}, root / "metrics" / "split.json")

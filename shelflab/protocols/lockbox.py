@@ -5,6 +5,9 @@ the test split's honesty; the lockbox is what a user gets on queries no one look
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import polars as pl
 
 LOCKBOX = "lockbox"
@@ -26,3 +29,13 @@ def set_aside(splits: pl.DataFrame, fraction: float, seed: int) -> pl.DataFrame:
         .otherwise(pl.col("split"))
         .alias("split")
     )
+
+
+def set_aside_per_params(splits: pl.DataFrame, split_params: Mapping[str, Any]) -> pl.DataFrame:
+    """set_aside with the lockbox keys of a params file's `split` section (the schema's
+    defaults where a key is absent: no lockbox)."""
+    from shelflab.params_schema import Lockbox
+
+    keys = {k: split_params[k] for k in Lockbox.model_fields if k in split_params}
+    box = Lockbox.model_validate(keys)
+    return set_aside(splits, box.lockbox_fraction, box.lockbox_seed)

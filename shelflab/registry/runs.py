@@ -24,7 +24,7 @@ def latest_per_query(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from shelflab.registry.tracking import KIND_TAG, MODEL_TAG
+    from shelflab.registry.tracking import KIND_TAG, MODEL_TAG, looks_at_test
 
     use_tracking_uri(uri)
     client = MlflowClient(uri)
@@ -45,7 +45,7 @@ def latest_per_query(
     # "test looks" column): every look spends some of the split's honesty
     looks: dict[str, int] = {}
     for run in runs:
-        if any(k.startswith("test_") for k in run.data.metrics):
+        if looks_at_test(run.data.metrics):
             family = run.data.tags.get("model_family", run.data.tags.get(MODEL_TAG, ""))
             looks[family] = looks.get(family, 0) + 1
     with tempfile.TemporaryDirectory() as tmp:

@@ -285,7 +285,7 @@ def log_evaluation(
     exp = use_experiment(experiment)
     show_metrics(exp, shown_metrics or [])
     looks = {}
-    if any(k.startswith("test_") for k in metrics):  # this evaluation looks at the test split
+    if looks_at_test(metrics):
         family = tags.get("model_family", model_name)
         looks = {TEST_LOOKS_TAG: str(test_looks(exp.experiment_id, family) + 1)}
     with mlflow.start_run(run_name=model_name) as run:
@@ -315,7 +315,12 @@ def test_looks(experiment_id: str, family: str) -> int:
         f"tags.`{KIND_TAG}` = 'evaluation' and tags.model_family = '{family}'",
         max_results=50000,
     )
-    return sum(any(k.startswith("test_") for k in r.data.metrics) for r in runs)
+    return sum(looks_at_test(r.data.metrics) for r in runs)
+
+
+def looks_at_test(metrics: Iterable[str]) -> bool:
+    """Whether an evaluation run with these metric keys scored the test split."""
+    return any(k.startswith("test_") for k in metrics)
 
 
 def log_data_run(

@@ -12,7 +12,7 @@ import yaml
 
 from shelflab.cli.main import main
 from shelflab.evaluation.harness import counts_line, evaluate
-from shelflab.protocols.lockbox import LOCKBOX, set_aside
+from shelflab.protocols.lockbox import LOCKBOX, set_aside, set_aside_per_params
 
 
 def test_set_aside_takes_a_seeded_share_of_test_only():
@@ -29,6 +29,13 @@ def test_set_aside_takes_a_seeded_share_of_test_only():
     assert not set_aside(splits, 0.25, 2).equals(boxed)  # another seed, another sample
     with pytest.raises(ValueError, match="lockbox fraction"):
         set_aside(splits, 1.0, 1)
+    # from a split section: the schema's defaults (no lockbox) where a key is absent
+    assert set_aside_per_params(splits, {"fractions": [0.4, 0.2, 0.4], "seed": 3}).equals(splits)
+    per_params = set_aside_per_params(splits, {"lockbox_fraction": 0.25, "lockbox_seed": 1})
+    assert per_params.equals(boxed)
+    assert set_aside_per_params(splits, {"lockbox_fraction": 0.25}).equals(
+        set_aside(splits, 0.25, 0)
+    )
 
 
 @pytest.fixture
