@@ -57,7 +57,7 @@ class BM25Retriever(Retriever):
 
     # --- analysis ---------------------------------------------------------------
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        import bm25s
+        bm25s = _bm25s()
 
         stemmer = None
         if self.params["stemmer"] == "english":
@@ -75,7 +75,7 @@ class BM25Retriever(Retriever):
 
     # --- index@ -------------------------------------------------------------------
     def build_index(self, items: pl.DataFrame, index_dir: Path) -> None:
-        import bm25s
+        bm25s = _bm25s()
 
         items = check_items(items)
         if items.height == 0:
@@ -100,7 +100,7 @@ class BM25Retriever(Retriever):
         self._bm25, self._item_ids = bm25, items[ITEM_ID].to_numpy()
 
     def open_index(self, index_dir: Path) -> None:
-        import bm25s
+        bm25s = _bm25s()
 
         index_dir = Path(index_dir)
         meta = read_index_meta(index_dir, self.family)
@@ -168,3 +168,15 @@ class BM25Retriever(Retriever):
             }
         )
         return add_rank(run).select(RUN_COLUMNS)
+
+
+def _bm25s() -> Any:
+    """The bm25s module, with its logger back at WARNING: bm25s sets it to DEBUG on import, so
+    once any library installs a root handler (some call logging.basicConfig) its "Building
+    index from tokens" lines land in the stage output."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s

@@ -61,3 +61,14 @@ def test_open_with_changed_analysis_fails(bm25_dirs, ctx):
     other = create("bm25", {"family": "bm25", "stemmer": "none"}, ctx)
     with pytest.raises(ConfigError, match="stemmer"):
         other.open_index(index_dir)
+
+
+def test_no_bm25s_debug_lines_under_a_root_handler(tmp_path, ctx, items, caplog):
+    """bm25s sets its logger to DEBUG; with a root handler (a library's basicConfig) its
+    "Building index" lines used to reach the stage output."""
+    caplog.set_level("INFO")  # the root at INFO with a handler for every level, like
+    caplog.handler.setLevel(0)  # logging.basicConfig(level=INFO)
+    model = create("v", {"family": "bm25"}, ctx)
+    model.build_index(items.head(50), tmp_path)
+    model.retrieve(pl.DataFrame({"query_id": ["q"], "text": ["white door"]}), 5)
+    assert not [r for r in caplog.records if r.name.startswith("bm25s")]
