@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 import polars as pl
@@ -61,12 +60,6 @@ def char_ngrams(text: str, n: int = 3) -> set[str]:
     return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
-def jaccard(a: AbstractSet[str], b: AbstractSet[str]) -> float:
-    """|a & b| / |a | b|; 0 for two empty sets."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
-
-
 def levenshtein(a: str, b: str) -> int:
     """Edit distance (insertions, deletions, substitutions cost 1), by rapidfuzz (C++)."""
     return Levenshtein.distance(a, b)
@@ -75,17 +68,6 @@ def levenshtein(a: str, b: str) -> int:
 def token_ratio(a: str, b: str) -> float:
     """1 - levenshtein / max length, in [0, 1]; 1 for equal tokens."""
     return Levenshtein.normalized_similarity(a, b)
-
-
-def best_token_ratios(query_tokens: Sequence[str], title_tokens: Sequence[str]) -> list[float]:
-    """For each query token, its best `token_ratio` against any title token (0 without title
-    tokens): one rapidfuzz cdist call for the whole token matrix."""
-    if not title_tokens:
-        return [0.0] * len(query_tokens)
-    if not query_tokens:
-        return []
-    matrix = process.cdist(query_tokens, title_tokens, scorer=Levenshtein.normalized_similarity)
-    return matrix.max(axis=1).tolist()
 
 
 def _contains_seq(hay: list[str], needle: list[str]) -> bool:
@@ -177,8 +159,9 @@ def _query_features(query: str, titles: list[str], groups: Sequence[str], names:
 
 
 def _fuzzy_token(query_tokens: Sequence[str], titles: list[tuple[str, ...]]) -> Any:
-    """`best_token_ratios` averaged, for one query against many titles' distinct tokens: one
-    cdist over the titles' joint vocabulary, then a max per (query token, title)."""
+    """Per title: the mean over the query's distinct tokens of each one's best `token_ratio`
+    against the title's distinct tokens (0 without tokens); one cdist over the titles' joint
+    vocabulary, then a max per (query token, title)."""
     import numpy as np
 
     out = np.zeros(len(titles))
