@@ -8,6 +8,11 @@ exactly as if it had been written with the alias in params.yaml:
     models:
       biencoder_ft: {family: biencoder_ft, miner: {bm25: "*bm25"}, ...}
 
+A mapping tagged `!replace` replaces the params' mapping instead of merging into it:
+
+    drift:
+      batches: !replace {all_beauty: {path: ..., split: null}}
+
     python scripts/apply_params.py params.thorough.yaml params.yaml
 """
 
@@ -16,6 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+REPLACE = "!replace"
 
 
 def anchors(node, found: dict | None = None) -> dict:
@@ -43,8 +51,13 @@ def resolve(value, named: dict):
 
 
 def merge(base, overlay) -> None:
+    """Overlay mappings merge into the params' key by key; one tagged `!replace` takes the
+    place of the params' mapping whole (e.g. another dataset's drift batches)."""
     for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+        replace = getattr(getattr(value, "tag", None), "value", None) == REPLACE
+        if replace:
+            value = CommentedMap(value)  # the same entries, without the tag
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping) and not replace:
             merge(base[key], value)
         else:
             base[key] = value

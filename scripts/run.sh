@@ -11,6 +11,8 @@
 #                                    # one track on its full data (the track's params.full.yaml
 #                                    # into its params.yaml, then `dvc repro` of that track);
 #                                    # search: Home Depot, all six models tuned, 58 min on 2 cores
+#   bash scripts/run.sh --full reviews:gift-cards
+#                                    # another profile of a track: its params.full-gift-cards.yaml
 #   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -31,13 +33,17 @@ case "${1:-}" in
     done ;;
   --full)
     shift
-    case "${1:-search}" in
+    track="${1:-search}" profile=full
+    if [[ "$track" == *:* ]]; then profile="full-${track#*:}" track="${track%%:*}"; fi
+    case "$track" in
       search) tracks=(.) ;;
-      reviews | nextitem) tracks=("tracks/$1") ;;
-      *) echo "run.sh: --full takes search, reviews or nextitem, not '$1'" >&2; exit 1 ;;
+      reviews | nextitem) tracks=("tracks/$track") ;;
+      *) echo "run.sh: --full takes search, reviews or nextitem[:PROFILE], not '$1'" >&2; exit 1 ;;
     esac
+    overlay="${tracks[0]}/params.$profile.yaml"
+    [[ -f "$overlay" ]] || { echo "run.sh: no profile $overlay" >&2; exit 1; }
     [[ $# -eq 0 ]] || shift
-    python scripts/apply_params.py "${tracks[0]}/params.full.yaml" "${tracks[0]}/params.yaml"
+    python scripts/apply_params.py "$overlay" "${tracks[0]}/params.yaml"
     if [[ $# -eq 0 ]]; then set -- "${tracks[0]}/dvc.yaml"; fi ;;
 esac
 repro_start=$SECONDS

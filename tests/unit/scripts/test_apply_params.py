@@ -26,15 +26,30 @@ def apply(overlay: Path, params: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("track", TRACKS)
-def test_thorough_overlay_gives_valid_params(track, tmp_path):
+OVERLAYS = sorted(
+    str(p.relative_to(REPO)) for t in TRACKS for p in (REPO / t).glob("params.*.yaml")
+)
+
+
+def test_every_track_has_its_profiles():
+    for track in TRACKS:
+        prefix = "" if track == "." else f"{track}/"
+        assert {f"{prefix}params.thorough.yaml", f"{prefix}params.full.yaml"} <= set(OVERLAYS)
+    assert "tracks/reviews/params.full-gift-cards.yaml" in OVERLAYS
+
+
+@pytest.mark.parametrize("overlay_file", OVERLAYS)
+def test_every_overlay_gives_valid_params(overlay_file, tmp_path):
+    """run.sh --thorough / --full TRACK[:PROFILE] apply these; each must give params every
+    stage accepts (a data path is not checked here: the full files are outside the repo)."""
+    track = str(Path(overlay_file).parent)
     quick = load_params(REPO / track / "params.yaml")
     target = tmp_path / "params.yaml"
     target.write_text((REPO / track / "params.yaml").read_text())
-    done = apply(REPO / track / "params.thorough.yaml", target)
+    done = apply(REPO / overlay_file, target)
     assert done.returncode == 0, done.stderr
     merged = load_params(target)
-    overlay = yaml.safe_load((REPO / track / "params.thorough.yaml").read_text())
+    overlay = yaml.load((REPO / overlay_file).read_text(), Loader=_TaggedLoader)
     assert set(quick["models"]) <= set(merged["models"])
     for name, spec in merged["models"].items():
         validate_spec(name, spec)
@@ -42,6 +57,24 @@ def test_thorough_overlay_gives_valid_params(track, tmp_path):
         assert name in merged["models"], name
         model_config(merged["tune"], name)
     assert merged["evaluate"]["latency_queries"] == overlay["evaluate"]["latency_queries"]
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """Reads `!replace` mappings as plain ones."""
+
+
+_TaggedLoader.add_constructor("!replace", yaml.SafeLoader.construct_mapping)
+
+
+def test_replace_tag_takes_the_mapping_whole(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "tracks/reviews/params.yaml").read_text())
+    assert apply(REPO / "tracks/reviews/params.full-gift-cards.yaml", target).returncode == 0
+    merged = load_params(target)
+    assert list(merged["drift"]["batches"]) == ["test_period", "all_beauty"]  # no gift_cards
+    assert merged["drift"]["model"] == "champion"  # the rest of the section: merged as before
+    assert merged["data"]["reviews"] == "Gift_Cards_5.json.gz"
+    assert "!replace" not in target.read_text()
 
 
 def test_added_composite_shares_the_anchored_component(tmp_path):
