@@ -70,18 +70,15 @@ def token_ratio(a: str, b: str) -> float:
     return Levenshtein.normalized_similarity(a, b)
 
 
-def _contains_seq(hay: list[str], needle: list[str]) -> bool:
-    n = len(needle)
-    return n > 0 and any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
-
-
 @functools.lru_cache(maxsize=1 << 17)
-def _parts(text: str) -> tuple[list[str], frozenset[str], tuple[str, ...], frozenset[str]]:
-    """(tokens, token set, sorted distinct tokens, character 3-grams) of a text: each catalog
-    title and query is split once per process, however many pairs it is in."""
+def _parts(text: str) -> tuple[list[str], frozenset[str], tuple[str, ...], frozenset[str], str]:
+    """(tokens, token set, sorted distinct tokens, character 3-grams, " tokens joined ") of a
+    text: each catalog title and query is split once per process, however many pairs it is
+    in. Tokens hold no space, so a phrase match is a substring test on the joined form."""
     tokens = tokenize(text)
     distinct = frozenset(tokens)
-    return tokens, distinct, tuple(sorted(distinct)), frozenset(char_ngrams(text))
+    joined = f" {' '.join(tokens)} "
+    return tokens, distinct, tuple(sorted(distinct)), frozenset(char_ngrams(text)), joined
 
 
 def text_features(query: str, title: str, groups: Sequence[str] = GROUPS) -> dict[str, float]:
@@ -115,7 +112,7 @@ def text_feature_frame(pairs: pl.DataFrame, groups: Sequence[str] = GROUPS) -> p
     out = np.zeros((len(titles), len(names)), dtype=np.float64)
     for query, rows in rows_of.items():
         out[rows] = _query_features(query, [titles[r] for r in rows], groups, names)
-    return keys.with_columns(pl.Series(n, out[:, j], dtype=pl.Float64) for j, n in enumerate(names))
+    return keys.hstack(pl.from_numpy(out, schema=names, orient="row"))
 
 
 def _query_features(query: str, titles: list[str], groups: Sequence[str], names: list[str]) -> Any:
@@ -123,7 +120,7 @@ def _query_features(query: str, titles: list[str], groups: Sequence[str], names:
     computed a column at a time."""
     import numpy as np
 
-    q, qs, q_sorted, q3 = _parts(query)
+    q, qs, q_sorted, q3, _ = _parts(query)
     parts = [_parts(t) for t in titles]
     n = len(titles)
 
@@ -139,7 +136,8 @@ def _query_features(query: str, titles: list[str], groups: Sequence[str], names:
         cols["overlap"] = common
         cols["overlap_frac"] = common / len(qs) if qs else np.zeros(n)
         cols["jaccard"] = ratio(common, len(qs) + column(len(p[1]) for p in parts) - common)
-        cols["phrase"] = column(_contains_seq(p[0], q) for p in parts)
+        phrase = f" {' '.join(q)} "
+        cols["phrase"] = column(bool(q) and phrase in p[4] for p in parts)
     if "fuzzy" in groups:
         common3 = column(len(q3 & p[3]) for p in parts)
         cols["char3_jaccard"] = ratio(common3, len(q3) + column(len(p[3]) for p in parts) - common3)

@@ -72,3 +72,23 @@ def test_no_bm25s_debug_lines_under_a_root_handler(tmp_path, ctx, items, caplog)
     model.build_index(items.head(50), tmp_path)
     model.retrieve(pl.DataFrame({"query_id": ["q"], "text": ["white door"]}), 5)
     assert not [r for r in caplog.records if r.name.startswith("bm25s")]
+
+
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_top_k_is_the_head_of_the_whole_ranking_alone_or_in_a_batch(bm25_dirs, ctx, queries, k):
+    """Ties at the k-th score are broken as add_rank breaks them (larger item_id first), so the
+    top k is exactly the head of the run over every matching item, whether a query comes alone
+    (serving) or with 16+ others (evaluation, threaded)."""
+    model = open_model(*bm25_dirs[:2], ctx)
+    batch = queries.head(40)
+    whole = model.retrieve(batch, 100_000)  # every item sharing a term: no cut-off at all
+    head = whole.filter(pl.col("rank") <= k)
+    got = model.retrieve(batch, k)
+    assert_frame_equal(got.sort("query_id", "rank"), head.sort("query_id", "rank"))
+    for i in range(0, 40, 7):
+        alone = model.retrieve(batch.slice(i, 1), k)
+        assert_frame_equal(alone, head.filter(pl.col("query_id") == batch["query_id"][i]))
+    # the sample's short queries tie a lot: the cut-off really meets ties
+    kth = whole.filter(pl.col("rank") == k).select("query_id", pl.col("score").alias("kth"))
+    after = whole.filter(pl.col("rank") == k + 1).join(kth, on="query_id")
+    assert (after["score"] == after["kth"]).any()
