@@ -19,12 +19,12 @@ import io
 import os
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from bench_metrics import timed  # bench/ is the script's folder: on sys.path
 
 from shelflab.models import features
 from shelflab.models.features import text_feature_frame
@@ -62,15 +62,6 @@ def pairs(n_queries: int, n_candidates: int, seed: int = 0) -> pl.DataFrame:
     return pl.DataFrame(
         rows, schema=["query_id", "item_id", "query_text", "item_text"], orient="row"
     )
-
-
-def timed(fn, repeat: int) -> tuple[float, pl.DataFrame]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:
