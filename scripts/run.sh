@@ -10,7 +10,7 @@
 #   bash scripts/run.sh --full [search|reviews|nextitem]
 #                                    # one track on its full data (the track's params.full.yaml
 #                                    # into its params.yaml, then `dvc repro` of that track);
-#                                    # search: Home Depot, all six models tuned, 58 min on 2 cores
+#                                    # search: Home Depot, all six models tuned, 38 min on 2 cores
 #   bash scripts/run.sh --full reviews:gift-cards
 #                                    # another profile of a track: its params.full-gift-cards.yaml
 #   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
