@@ -139,9 +139,10 @@ class EvalResult:
         query is in the run and every run query is in the qrels."""
         parts = []
         if self.n_missing_from_run:
-            parts.append(f"{self.n_missing_from_run} qrels queries missing from the run (scored 0)")
+            missing = COUNT_PHRASES["missing_from_run"]
+            parts.append(f"{self.n_missing_from_run} qrels queries {missing}")
         if self.n_not_in_qrels:
-            parts.append(f"{self.n_not_in_qrels} run queries not in the qrels (ignored)")
+            parts.append(f"{self.n_not_in_qrels} {COUNT_PHRASES['run_ignored']}")
         if self.whitespace_ids:
             run_id, qrels_id = self.whitespace_ids[0]
             parts.append(

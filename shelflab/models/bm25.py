@@ -11,6 +11,7 @@ are dropped too.) k larger than the catalog is clamped. Ranks follow `add_rank`.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from os import cpu_count
 from pathlib import Path
@@ -187,6 +188,7 @@ class BM25Retriever(Retriever):
         return docs, scores
 
 
+@functools.cache  # once: setLevel clears every logger's cache, and _tokenize runs per query
 def _bm25s() -> Any:
     """The bm25s module, with its logger back at WARNING: bm25s sets it to DEBUG on import, so
     once any library installs a root handler (some call logging.basicConfig) its "Building
