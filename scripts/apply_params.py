@@ -13,6 +13,11 @@ A mapping tagged `!replace` replaces the params' mapping instead of merging into
     drift:
       batches: !replace {all_beauty: {path: ..., split: null}}
 
+and a key tagged `!drop` is removed (a model the profile does not run):
+
+    models:
+      sasrec_semantic: !drop
+
     python scripts/apply_params.py params.thorough.yaml params.yaml
 """
 
@@ -24,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 REPLACE = "!replace"
+DROP = "!drop"
 
 
 def anchors(node, found: dict | None = None) -> dict:
@@ -52,9 +58,16 @@ def resolve(value, named: dict):
 
 def merge(base, overlay) -> None:
     """Overlay mappings merge into the params' key by key; one tagged `!replace` takes the
-    place of the params' mapping whole (e.g. another dataset's drift batches)."""
+    place of the params' mapping whole (e.g. another dataset's drift batches); a key tagged
+    `!drop` is removed."""
     for key, value in overlay.items():
-        replace = getattr(getattr(value, "tag", None), "value", None) == REPLACE
+        tag = getattr(getattr(value, "tag", None), "value", None)
+        if tag == DROP:
+            if key not in base:
+                sys.exit(f"apply_params: {key!r} tagged {DROP} is not in the params file")
+            del base[key]
+            continue
+        replace = tag == REPLACE
         if replace:
             value = CommentedMap(value)  # the same entries, without the tag
         if isinstance(value, Mapping) and isinstance(base.get(key), Mapping) and not replace:

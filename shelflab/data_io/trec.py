@@ -17,9 +17,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import mmap
+import os
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from shelflab.atomic import atomic_path
 from shelflab.contract import (
@@ -153,32 +158,70 @@ def _read_bytes(path: Path) -> bytes:
     return data.removeprefix(UTF8_BOM)
 
 
+_ODD_SPACE = (b"\t", b"\r", b"\x0b", b"\x0c")
+
+
+def _plain_bytes(data: bytes) -> bool:
+    """ASCII, fields and lines separated by single spaces and newlines only."""
+    return bool(data) and data.isascii() and not any(c in data for c in _ODD_SPACE)
+
+
+def _plain_file(path: Path) -> bool:
+    """`_plain_bytes` of an uncompressed file, checked through a memory map: the fast reader
+    then parses the file in place instead of from a copy of its bytes (a third of its time on
+    a 300 MB run). A byte order mark is not ASCII: such files take the copying path."""
+    try:
+        with path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                if any(mapped.find(c) >= 0 for c in _ODD_SPACE):
+                    return False
+                view = np.frombuffer(mapped, dtype=np.uint8)
+                ascii_only = bool(view.max() < 128)
+                del view  # the map cannot close while a view exports its buffer
+                return ascii_only
+    except (OSError, ValueError):
+        return False  # the copying path reads it again and names the problem
+
+
 def _fast_fields(
-    data: bytes, names: list[str | None], dtypes: dict[str, pl.DataType]
+    source: bytes | Path, names: list[str | None], dtypes: dict[str, pl.DataType]
 ) -> pl.DataFrame | None:
     """The common layout (ASCII, one space between fields, one line per row, as trec_eval and
-    every ranker write it) parsed and typed by polars' CSV reader: several times faster than
-    splitting lines. None for any other layout (tabs, runs of spaces, blank lines, CR line ends,
-    non-ASCII text) or any bad value: the exact reader then reads it and names the line."""
-    # (a blank line needs no search of its own: polars reads it as a row of nulls, refused below)
-    if not data or not data.isascii():
-        return None
-    if any(space in data for space in (b"\t", b"\r", b"\x0b", b"\x0c")):
-        return None
+    every ranker write it: see `_plain_bytes`) parsed and typed by Arrow's CSV reader, several
+    times faster than splitting lines. None for any bad value, blank line or field count: the
+    exact reader then reads it and names the line.
+
+    Arrow rather than polars: it checks every line's field count while converting only the
+    kept columns (polars stops checking once columns are projected away), a third less time
+    on a 300 MB run than polars converting all six."""
     columns = [name or f"_ignored{i}" for i, name in enumerate(names)]
-    schema = {c: dtypes.get(c, pl.String) for c in columns}
+    kept = [name for name in names if name is not None]
+    arrow_types = {pl.Float64: pa.float64(), pl.Int64: pa.int64()}
     try:
-        df = pl.read_csv(data, separator=" ", has_header=False, quote_char=None, schema=schema)
-    except pl.exceptions.PolarsError:
-        return None  # a line with too many fields (a run of spaces), a value that is no number
-    if df.height == 0 or sum(df.null_count().row(0)):
-        return None  # a line with too few fields, an empty field
-    floats = [c for c in columns if schema[c] == pl.Float64]
+        table = pa_csv.read_csv(
+            str(source) if isinstance(source, Path) else pa.BufferReader(source),
+            read_options=pa_csv.ReadOptions(column_names=columns, block_size=1 << 24),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=" ", quote_char=False, escape_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={c: arrow_types.get(dtypes.get(c), pa.string()) for c in kept},
+                include_columns=kept,
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowException, OSError):
+        return None  # a blank line, a line with another field count, a value that is no number
+    df = pl.from_arrow(table)
+    if not isinstance(df, pl.DataFrame) or df.height == 0 or sum(df.null_count().row(0)):
+        return None
+    floats = [c for c in kept if dtypes.get(c) == pl.Float64]
     if floats and not df.select(pl.all_horizontal(pl.col(floats).is_finite().all())).item():
         return None  # NaN or inf: the exact reader names the row
-    return df.with_row_index("row", offset=1).select(
-        pl.col("row").cast(pl.Int64), *[name for name in names if name is not None]
-    )
+    return df.with_row_index("row", offset=1).select(pl.col("row").cast(pl.Int64), *kept)
 
 
 def _read_trec(
@@ -187,10 +230,16 @@ def _read_trec(
     """Split each non-blank line on whitespace into len(names) fields (None = ignored field);
     column `row` keeps the 1-based line number. Well-formed files come back with `dtypes`
     applied; any other file comes back as strings for `_check_numbers` to cast and report."""
-    data = _read_bytes(path)
-    fast = _fast_fields(data, names, dtypes)
+    fast, data = None, None
+    if path.suffix.lower() != ".gz" and _plain_file(path):
+        fast = _fast_fields(path, names, dtypes)
+    else:
+        data = _read_bytes(path)
+        if _plain_bytes(data):
+            fast = _fast_fields(data, names, dtypes)
     if fast is not None:
         return fast
+    data = _read_bytes(path) if data is None else data
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

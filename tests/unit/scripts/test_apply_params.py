@@ -36,6 +36,7 @@ def test_every_track_has_its_profiles():
         prefix = "" if track == "." else f"{track}/"
         assert {f"{prefix}params.thorough.yaml", f"{prefix}params.full.yaml"} <= set(OVERLAYS)
     assert "tracks/reviews/params.full-gift-cards.yaml" in OVERLAYS
+    assert "tracks/nextitem/params.full-beauty.yaml" in OVERLAYS
 
 
 @pytest.mark.parametrize("overlay_file", OVERLAYS)
@@ -50,7 +51,9 @@ def test_every_overlay_gives_valid_params(overlay_file, tmp_path):
     assert done.returncode == 0, done.stderr
     merged = load_params(target)
     overlay = yaml.load((REPO / overlay_file).read_text(), Loader=_TaggedLoader)
-    assert set(quick["models"]) <= set(merged["models"])
+    dropped = {name for name, value in overlay.get("models", {}).items() if value == DROPPED}
+    assert set(quick["models"]) - dropped == set(quick["models"]) & set(merged["models"])
+    assert not dropped & set(merged["models"])
     for name, spec in merged["models"].items():
         validate_spec(name, spec)
     for name in merged["tune"]["models"]:
@@ -59,11 +62,15 @@ def test_every_overlay_gives_valid_params(overlay_file, tmp_path):
     assert merged["evaluate"]["latency_queries"] == overlay["evaluate"]["latency_queries"]
 
 
+DROPPED = "<dropped>"
+
+
 class _TaggedLoader(yaml.SafeLoader):
-    """Reads `!replace` mappings as plain ones."""
+    """Reads `!replace` mappings as plain ones, `!drop` values as DROPPED."""
 
 
 _TaggedLoader.add_constructor("!replace", yaml.SafeLoader.construct_mapping)
+_TaggedLoader.add_constructor("!drop", lambda loader, node: DROPPED)
 
 
 def test_replace_tag_takes_the_mapping_whole(tmp_path):
@@ -75,6 +82,29 @@ def test_replace_tag_takes_the_mapping_whole(tmp_path):
     assert merged["drift"]["model"] == "champion"  # the rest of the section: merged as before
     assert merged["data"]["reviews"] == "Gift_Cards_5.json.gz"
     assert "!replace" not in target.read_text()
+
+
+def test_drop_tag_removes_the_key(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "tracks/nextitem/params.yaml").read_text())
+    done = apply(REPO / "tracks/nextitem/params.full-beauty.yaml", target)
+    assert done.returncode == 0, done.stderr
+    merged = load_params(target)
+    assert "sasrec_semantic" not in merged["models"]
+    assert merged["models"]["sasrec"]["epochs"] == 200
+    assert merged["models"]["sasrec"]["layers"] == 2  # the rest of the model: merged
+    assert "!drop" not in target.read_text()
+
+
+def test_drop_of_an_unknown_key_is_refused(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "tracks/nextitem/params.yaml").read_text())
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("models:\n  no_such_model: !drop\n")
+    done = apply(overlay, target)
+    assert done.returncode == 1
+    assert "'no_such_model' tagged !drop is not in the params file" in done.stderr
+    assert target.read_text() == (REPO / "tracks/nextitem/params.yaml").read_text()
 
 
 def test_added_composite_shares_the_anchored_component(tmp_path):
