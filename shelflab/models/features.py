@@ -42,6 +42,7 @@ TEXT_FEATURES: dict[str, tuple[str, ...]] = {
 QUERY_TEXT, ITEM_TEXT = "query_text", "item_text"
 
 _TOKEN = re.compile(r"[0-9]+(?:\.[0-9]+)+|[a-z0-9]+")
+BATCH_PAIRS = 5_000  # pairs from which text_feature_frame computes with polars joins
 
 
 def tokenize(text: str) -> list[str]:
@@ -95,15 +96,22 @@ def text_feature_names(groups: Sequence[str]) -> list[str]:
 def text_feature_frame(pairs: pl.DataFrame, groups: Sequence[str] = GROUPS) -> pl.DataFrame:
     """pairs (query_id, item_id, query_text, item_text) -> (query_id, item_id, features...).
 
-    Equal to `text_features` of every pair, computed a query at a time: the query is split
-    once and its fuzzy token ratios against all its candidates' tokens are one rapidfuzz
-    cdist call (one per pair made a single query's reranking 5 ms slower)."""
+    Equal to `text_features` of every pair. From BATCH_PAIRS pairs on (a training pass) as
+    polars joins over token tables (`text_feature_batch`); fewer (one request's candidates) a
+    query at a time in Python over cached title splits: the query is split once and its fuzzy
+    token ratios against all its candidates' tokens are one rapidfuzz cdist call (one per pair
+    made a single query's reranking 5 ms slower; polars' fixed cost per operation would too)."""
     import numpy as np
 
     names = text_feature_names(groups)
     keys = pairs.select(QUERY_ID, ITEM_ID)
     if not names:
         return keys
+    if pairs.height >= BATCH_PAIRS:
+        from shelflab.models.text_feature_batch import text_feature_table
+
+        out = text_feature_table(pairs, QUERY_TEXT, ITEM_TEXT, groups, names, _TOKEN.pattern)
+        return keys.hstack(pl.from_numpy(out, schema=names, orient="row"))
     queries = [q or "" for q in pairs[QUERY_TEXT].to_list()]
     titles = [t or "" for t in pairs[ITEM_TEXT].to_list()]
     rows_of: dict[str, list[int]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from shelflab.models import features
 from shelflab.models.features import (
     char_ngrams,
     levenshtein,
@@ -93,17 +94,28 @@ def test_model_score_features_fill_and_exact():
     assert exact["cos_score"].to_list() == [0.1, 0.2, 0.3, 0.4]
 
 
-def test_text_feature_frame_equals_text_features_of_every_real_pair(repo_root):
-    """The frame is computed a query at a time (one cdist per query); each of its rows must
-    equal `text_features` of that pair alone, on real sample queries x real titles (repeated
-    queries, empty texts and titles without tokens included)."""
+@pytest.mark.parametrize("path", ["per_query", "batch"])
+def test_text_feature_frame_equals_text_features_of_every_real_pair(repo_root, monkeypatch, path):
+    """The frame is computed a query at a time (one cdist per query) or, for large frames, as
+    polars joins; each of its rows must equal `text_features` of that pair alone, on real
+    sample queries x real titles (repeated queries, empty texts, titles without tokens,
+    non-ASCII and odd whitespace included)."""
     import gzip
+
+    monkeypatch.setattr(features, "BATCH_PAIRS", 0 if path == "batch" else 10**9)
 
     items = pl.read_csv(repo_root / "data/sample/products.csv.gz", encoding="utf8-lossy")
     with gzip.open(repo_root / "data/sample/train.csv.gz", "rt", encoding="latin-1") as f:
         queries = pl.read_csv(f.read().encode(), encoding="utf8-lossy")["search_term"]
-    titles = [*items["product_title"].head(60).to_list(), "", "---", None]
-    texts = [*queries.unique(maintain_order=True).head(12).to_list(), "", "2 x 4", None]
+    odd = [
+        "Caf\u00e9 \u00a0 ST\u00dcHL\x1c3.5-in.\t\tw",
+        " ab ",
+        "\u0130stanbul \u03a3\u03a3",
+        "w\x1c\x1fx 2",
+        "w x 2",
+    ]
+    titles = [*items["product_title"].head(60).to_list(), "", "---", None, *odd]
+    texts = [*queries.unique(maintain_order=True).head(12).to_list(), "", "2 x 4", None, *odd]
     pairs = pl.DataFrame(
         {
             "query_id": [f"q{i}" for i, _ in enumerate(texts) for _ in titles],
