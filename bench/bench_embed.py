@@ -4,6 +4,10 @@ embeddings to torch's.
 
 HF_HUB_OFFLINE=1 python bench/bench_embed.py --limit 4000 --batch-sizes 16 64 256
 python bench/bench_embed.py --limit 54667 --batch-sizes 64 --backends torch onnx --repeats 2
+python bench/bench_embed.py --limit 6000 --batch-sizes 64 --backends torch onnx-int8 --repeats 2
+
+Backends: torch (fp32, sentence-transformers), onnx (fp32 ONNX Runtime), onnx-int8 (the int8
+per-channel graph: what `dense` uses on the CPU by default, `precision: auto`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def main() -> None:
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnx"])
+    ap.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnx", "onnx-int8"])
     args = ap.parse_args()
 
     import torch
@@ -46,15 +50,18 @@ def main() -> None:
     models = {}
     for backend in args.backends:
         t0 = time.perf_counter()
-        onnx = backend == "onnx"
-        models[backend] = load_onnx_encoder(path) if onnx else load_encoder(path, device)
+        if backend == "torch":
+            models[backend] = load_encoder(path, device)
+        else:
+            precision = "int8" if backend == "onnx-int8" else "fp32"
+            models[backend] = load_onnx_encoder(path, precision=precision)
         encode(models[backend], titles[:64], 32)  # warm-up
         print(f"{backend}: load {time.perf_counter() - t0:.1f}s")
     print(
         f"device {device}  torch threads {torch.get_num_threads()}  texts {len(titles):,} "
         f"(mean {sum(map(len, titles)) / len(titles):.0f} chars)"
     )
-    print(f"{'backend':>8}{'batch_size':>11}{'seconds':>10}{'texts/s':>10}{'x torch':>9}"
+    print(f"{'backend':>10}{'batch_size':>11}{'seconds':>10}{'texts/s':>10}{'x torch':>9}"
           f"{'min cos':>10}")  # fmt: skip
     for bs in args.batch_sizes:
         best = {b: float("inf") for b in models}
@@ -73,7 +80,7 @@ def main() -> None:
                 else "-"
             )
             print(
-                f"{backend:>8}{bs:>11}{best[backend]:>10.1f}"
+                f"{backend:>10}{bs:>11}{best[backend]:>10.1f}"
                 f"{len(titles) / best[backend]:>10,.0f}{ratio:>9}{cos:>10}"
             )
 
