@@ -37,7 +37,9 @@ def main() -> None:
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnx", "onnx-int8"])
+    ap.add_argument(
+        "--backends", nargs="+", default=["torch"], choices=["torch", "onnx", "onnx-int8"]
+    )
     args = ap.parse_args()
 
     import torch
