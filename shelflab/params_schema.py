@@ -62,6 +62,9 @@ class SequenceData(Section):
     datamaps: str | None = None
     metadata: str | None = None
     k_core: PositiveInt = 5
+    # item ids replaced by a seeded permutation at ingest (null: the source ids, whose order
+    # can leak time: shelflab.data_io.relabel)
+    relabel_seed: Seed | None = 0
     min_kept_fraction: Fraction = 0.5
 
 

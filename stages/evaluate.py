@@ -9,6 +9,7 @@ import polars as pl
 from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
 from shelflab.cli.stage import run_stage
 from shelflab.config import experiment_name, find_root, load_params, tracking_uri
+from shelflab.data_io.relabel import read_id_map, translate_ids
 from shelflab.data_io.trec import write_run_trec
 from shelflab.evaluation.harness import counts_line
 from shelflab.evaluation.plots import importance_plot, metric_at_k_plot
@@ -98,6 +99,10 @@ def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[
     """The built pipeline as a registered pyfunc version, with its model card."""
     queries = pl.read_parquet(layout.enriched / "queries.parquet")
     test_ids = pl.read_parquet(layout.splits).filter(pl.col("split") == "test")
+    example = queries.join(test_ids, on="query_id", how="semi").head(2)
+    id_map = read_id_map(layout.processed / "item_ids.parquet")
+    if id_map is not None:  # the registered pipeline takes the source's item ids
+        example = translate_ids(example, "history", id_map, to="source")
     registered = registered_name(params["mlflow"]["track"], params["data"]["name"])
     data = params["data"]
     version = register_pipeline(
@@ -111,7 +116,7 @@ def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[
         summary=report.summary,
         per_query=report.per_query_table(),
         queries=queries,
-        example=queries.join(test_ids, on="query_id", how="semi").head(2),
+        example=example,
         data_info={
             "dataset": data["name"],
             "format": data["format"],

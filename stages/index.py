@@ -4,9 +4,10 @@ import sys
 
 import polars as pl
 
-from shelflab.atomic import atomic_dir
+from shelflab.atomic import atomic_dir, write_parquet
 from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
+from shelflab.data_io.relabel import SOURCE_IDS_FILE, read_id_map
 from shelflab.layout import Layout
 from shelflab.models import load
 from shelflab.pipeline.built import model_context, save_text_normalization
@@ -21,6 +22,9 @@ def main(name: str) -> None:
         model.build_index(items, tmp)
         # the query side must be normalised exactly as the indexed text was
         save_text_normalization(tmp, enrich)
+        id_map = read_id_map(layout.processed / "item_ids.parquet")
+        if id_map is not None:  # next-item: serving answers in the source's item ids
+            write_parquet(id_map, tmp / SOURCE_IDS_FILE)
     print(f"index@{name}: {items.height:,} items indexed")  # timings: run_stage's closing line
 
 

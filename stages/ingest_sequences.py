@@ -1,6 +1,8 @@
 """ingest (next-item track): sequence files -> sequences, item text, and the leave-one-out
 contract tables (queries with histories, qrels, splits), with the quarantine."""
 
+import polars as pl
+
 from shelflab.atomic import write_json, write_parquet
 from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
@@ -28,6 +30,7 @@ def main() -> None:
         k_core=data.get("k_core", 5),
         quarantine=quarantine,
         name=data["name"],
+        relabel_seed=data.get("relabel_seed", 0),
     )
     task = leave_one_out(
         ds.sequences,
@@ -42,6 +45,11 @@ def main() -> None:
         data=data,
     )
     write_parquet(ds.sequences, layout.processed / "sequences.parquet")
+    # the way back to the source's item ids (the identity when relabel_seed is null)
+    id_map = ds.id_map
+    if id_map is None:
+        id_map = ds.items.select("item_id", pl.col("item_id").alias("source_item_id"))
+    write_parquet(id_map, layout.processed / "item_ids.parquet")
     write_parquet(task.qrels, layout.qrels)
     splits = set_aside_per_params(task.splits, split)
     write_parquet(splits, layout.splits)
@@ -54,6 +62,7 @@ def main() -> None:
         "users": users,
         "items": ds.items.height,
         "items_with_text": int((ds.items["text"] != "").sum()),
+        "relabel_seed": data.get("relabel_seed", 0),
         "interactions": int(lengths.sum()),
         "mean_sequence_length": round(float(lengths.mean() or 0.0), 3),
         "density": round(int(lengths.sum()) / max(1, users * ds.items.height), 6),

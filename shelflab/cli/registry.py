@@ -209,6 +209,7 @@ def cmd_lockbox(args: argparse.Namespace) -> None:
 
     from shelflab.cli.main import metric_labels
     from shelflab.config import find_root, load_params, tracking_uri
+    from shelflab.data_io.relabel import read_id_map
     from shelflab.errors import ConfigError
     from shelflab.layout import Layout
     from shelflab.protocols.lockbox import LOCKBOX
@@ -245,6 +246,7 @@ def cmd_lockbox(args: argparse.Namespace) -> None:
         relevance_threshold=cfg["relevance_threshold"],
         bootstrap=cfg["bootstrap"],
         k=args.k or cfg["k"],
+        id_map=read_id_map(layout.processed / "item_ids.parquet"),
     )
     if args.format == "json":
         print(json.dumps({"model": args.model, "rows": result.table.to_dicts(),

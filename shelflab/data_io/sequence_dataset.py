@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
+from shelflab.data_io.relabel import relabel_items
 from shelflab.data_io.sequences import (
     ITEM_TEXT_SCHEMA,
     SequenceDataset,
@@ -32,11 +33,29 @@ def load_sequence_dataset(
     metadata: str | None = None,
     k_core: int = 5,
     name: str | None = None,
+    relabel_seed: int | None = None,
 ) -> SequenceDataset:
     """`sequences` is, by format: the S3-Rec sequence file; the UniSRec dataset name
     (`<name>.{train,valid,test}.inter`, `.item2index`, `.text` in `folder`); the Amazon reviews
-    file (+ optional `metadata` for item text). Side-file names are relative to `folder`."""
-    folder = Path(folder)
+    file (+ optional `metadata` for item text). Side-file names are relative to `folder`.
+    With `relabel_seed`, item ids are replaced by a seeded permutation (`data_io.relabel`)."""
+    ds = _load(
+        fmt, Path(folder), sequences, quarantine, attributes, datamaps, metadata, k_core, name
+    )
+    return ds if relabel_seed is None else relabel_items(ds, relabel_seed)
+
+
+def _load(
+    fmt: str,
+    folder: Path,
+    sequences: str,
+    quarantine: Quarantine,
+    attributes: str | None,
+    datamaps: str | None,
+    metadata: str | None,
+    k_core: int,
+    name: str | None,
+) -> SequenceDataset:
 
     def side(file: str | None) -> Path | None:
         return folder / file if file else None

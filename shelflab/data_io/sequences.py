@@ -51,6 +51,8 @@ class SequenceDataset:
     sequences: pl.DataFrame  # SEQUENCE_SCHEMA
     items: pl.DataFrame  # ITEM_TEXT_SCHEMA: the catalog (every item of the item map)
     stats: dict[str, Any] = field(default_factory=dict)
+    # item_id -> source_item_id once relabelled (`data_io.relabel`); None: ids are the source's
+    id_map: pl.DataFrame | None = None
 
 
 def read_json_file(path: str | Path, what: str) -> Any:

@@ -12,6 +12,8 @@ from typing import Any
 
 import polars as pl
 
+from shelflab.contract import HISTORY, ITEM_ID
+from shelflab.data_io.relabel import translate_ids
 from shelflab.evaluation.harness import counts_line
 from shelflab.registry.aliases import model_version, who
 from shelflab.registry.serving import predict_registered
@@ -59,9 +61,12 @@ def open_lockbox(
     relevance_threshold: float,
     bootstrap: dict[str, Any],
     k: int = 100,
+    id_map: pl.DataFrame | None = None,
 ) -> LockboxResult:
     """Score the registered pipeline `model_uri` on the lockbox `queries` (query_id + its
-    input column) against `qrels`, log the opening and return the figures."""
+    input column) against `qrels`, log the opening and return the figures. With the track's
+    `id_map` (next-item on relabelled ids) the histories go to the pipeline in the source's
+    ids, as a user's would, and its run comes back to the track's."""
     import mlflow
 
     from shelflab.evaluation.harness import evaluate
@@ -69,7 +74,11 @@ def open_lockbox(
 
     use_tracking_uri(tracking_uri)
     version = model_version(model_uri)
+    if id_map is not None:
+        queries = translate_ids(queries, HISTORY, id_map, to="source")
     run = predict_registered(model_uri, queries, k)
+    if id_map is not None:
+        run = translate_ids(run, ITEM_ID, id_map, to="internal")
     result = evaluate(qrels, run, metrics, relevance_threshold, run_source=f"{model_uri} run")
     summary = summarize(result.per_query, metrics, **bootstrap)
     test = _test_figures(version, metrics)

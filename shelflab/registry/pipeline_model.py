@@ -65,17 +65,30 @@ def signature(query_input: str = TEXT):
 
 
 # --- loading (runs inside the pyfunc) ------------------------------------------------------
-def open_pipeline(model_dir: str | Path, index_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+def open_pipeline(
+    model_dir: str | Path, index_dir: str | Path
+) -> tuple[Any, dict[str, Any], pl.DataFrame | None]:
+    """(model, text normalisation, id map): the id map of a next-item pipeline on relabelled
+    ids (`data_io.relabel`), None for one on the source's ids."""
+    from shelflab.data_io.relabel import SOURCE_IDS_FILE, read_id_map
     from shelflab.models import ModelContext, open_model
     from shelflab.pipeline.built import load_text_normalization
 
     cache = Path(os.environ.get("SHELFLAB_CACHE_DIR", Path(tempfile.gettempdir()) / "shelflab"))
     model = open_model(Path(model_dir), Path(index_dir), ModelContext(cache_dir=cache))
-    return model, load_text_normalization(Path(index_dir))
+    id_map = read_id_map(Path(index_dir) / SOURCE_IDS_FILE)
+    return model, load_text_normalization(Path(index_dir)), id_map
 
 
-def predict(model: Any, normalization: dict[str, Any], model_input: Any, params: Any):
-    """DataFrame (pandas or polars) of query_id, text (or history) -> pandas run."""
+def predict(
+    model: Any,
+    normalization: dict[str, Any],
+    model_input: Any,
+    params: Any,
+    id_map: pl.DataFrame | None = None,
+):
+    """DataFrame (pandas or polars) of query_id, text (or history) -> pandas run. With an id
+    map, histories and the run's items are the source's ids."""
     from shelflab.textnorm import normalize_frame
 
     k = int((params or {}).get("k", DEFAULT_K))
@@ -83,7 +96,7 @@ def predict(model: Any, normalization: dict[str, Any], model_input: Any, params:
         raise InputError(f"param k must be at least 1, got {k}")
     frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
     if getattr(model, "query_input", TEXT) == HISTORY:
-        return _predict_next_item(model, frame, k)
+        return _predict_next_item(model, frame, k, id_map)
     missing = [c for c in (QUERY_ID, TEXT) if c not in frame.columns]
     if missing:
         raise InputError(
@@ -97,7 +110,9 @@ def predict(model: Any, normalization: dict[str, Any], model_input: Any, params:
     return run.select(QUERY_ID, ITEM_ID, SCORE, pl.col(RANK).cast(pl.Int64)).to_pandas()
 
 
-def _predict_next_item(model: Any, frame: pl.DataFrame, k: int):
+def _predict_next_item(model: Any, frame: pl.DataFrame, k: int, id_map: pl.DataFrame | None):
+    from shelflab.data_io.relabel import translate_ids
+
     if QUERY_ID not in frame.columns or HISTORY not in frame.columns:
         raise InputError(
             f"model input lacks {QUERY_ID} or {HISTORY}",
@@ -106,7 +121,11 @@ def _predict_next_item(model: Any, frame: pl.DataFrame, k: int):
     queries = frame.select(
         pl.col(QUERY_ID).cast(pl.String), pl.col(HISTORY).cast(pl.List(pl.String))
     )
+    if id_map is not None:
+        queries = translate_ids(queries, HISTORY, id_map, to="internal")
     run = model.retrieve(queries, k)
+    if id_map is not None:
+        run = translate_ids(run, ITEM_ID, id_map, to="source")
     return run.select(QUERY_ID, ITEM_ID, SCORE, pl.col(RANK).cast(pl.Int64)).to_pandas()
 
 

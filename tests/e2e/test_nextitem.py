@@ -40,6 +40,11 @@ def test_next_item_track(nextitem, python_bin, tmp_path):
         ndcg[name] = test["ndcg@10"]["mean"]
     assert ndcg["itemknn"] > ndcg["popularity"] > 0
     queries = pl.read_parquet(track / "data" / "enriched" / "queries.parquet")
+    # item ids relabelled at ingest (data.relabel_seed), the map back to the file's ids kept
+    id_map = pl.read_parquet(track / "data" / "processed" / "item_ids.parquet")
+    assert id_map.height == ingest["items"] and id_map["item_id"].str.starts_with("i").all()
+    source_ids = set(id_map["source_item_id"])
+    assert queries["history"].explode().str.starts_with("i").all()
     for name in models:
         run = pl.read_parquet(track / "runs" / name / "test.parquet")
         repeats = run.join(queries.select("query_id", "history"), on="query_id").filter(
@@ -57,7 +62,8 @@ def test_next_item_track(nextitem, python_bin, tmp_path):
     )
     uri = f"MLFLOW_TRACKING_URI=sqlite:///{nextitem.root / 'mlflow.db'}"
     items = json.loads(nextitem.sh("env", uri, python_bin, "-c", code).stdout)
-    assert len(items) == 5 and not {"1", "4", "5"} & set(items)
+    # the registered pipeline takes and returns the file's item ids
+    assert len(items) == 5 and not {"1", "4", "5"} & set(items) and set(items) <= source_ids
     # the CLI on new histories (TSV: query_id, item ids by spaces)
     tsv, out = tmp_path / "new_users.tsv", tmp_path / "new.trec"
     tsv.write_text("a\t1 4  5\nb\t999999 20\n")
@@ -66,6 +72,7 @@ def test_next_item_track(nextitem, python_bin, tmp_path):
     rows = [line.split() for line in out.read_text().splitlines()]
     assert {r[0] for r in rows} == {"a", "b"} and len(rows) == 14
     assert not {r[2] for r in rows if r[0] == "a"} & {"1", "4", "5"}
+    assert {r[2] for r in rows} <= source_ids  # source ids out, as they went in
 
 
 def test_second_repro_is_noop(nextitem):
