@@ -12,8 +12,9 @@
 #                                    # into its params.yaml, then `dvc repro` of that track);
 #                                    # search: Home Depot, all six models tuned, 38 min on 2 cores
 #   bash scripts/run.sh --full reviews:gift-cards
-#   bash scripts/run.sh --full nextitem:beauty     # S3-Rec Beauty: params.full-beauty.yaml
 #                                    # another profile of a track: its params.full-gift-cards.yaml
+#   bash scripts/run.sh --full nextitem:beauty
+#                                    # S3-Rec Beauty: tracks/nextitem/params.full-beauty.yaml
 #   bash scripts/run.sh TARGET...    # `dvc repro TARGET...` instead of every track
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
