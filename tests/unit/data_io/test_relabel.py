@@ -114,3 +114,23 @@ def _popularity(task, queries: pl.DataFrame) -> pl.DataFrame:
         kept = [(i, c) for i, c in order if i not in seen][:K]
         rows += [(qid, i, float(c)) for i, c in kept]
     return pl.DataFrame(rows, schema=["query_id", "item_id", "score"], orient="row")
+
+
+def test_translate_ids_both_ways_and_unknown_ids(tmp_path):
+    from shelflab.data_io.relabel import read_id_map, translate_ids
+
+    id_map = pl.DataFrame({"item_id": ["i1", "i2"], "source_item_id": ["7", "9"]})
+    queries = pl.DataFrame({"query_id": ["a", "b"], "history": [["7", "404", "9"], []]})
+    inside = translate_ids(queries, "history", id_map, to="internal")
+    assert inside["history"].to_list() == [["i1", "i2"], []]  # 404: not in the catalog
+    run = pl.DataFrame({"query_id": ["a", "a"], "item_id": ["i2", "i1"]})
+    assert translate_ids(run, "item_id", id_map, to="source")["item_id"].to_list() == ["9", "7"]
+    back = translate_ids(inside, "history", id_map, to="source")
+    assert back["history"].to_list() == [["7", "9"], []]
+    with pytest.raises(ValueError, match="to must be"):
+        translate_ids(run, "item_id", id_map, to="raw")
+    assert read_id_map(tmp_path / "none.parquet") is None
+    bad = tmp_path / "bad.parquet"
+    pl.DataFrame({"item_id": ["i1"]}).write_parquet(bad)
+    with pytest.raises(InputError, match=r"bad\.parquet: .*expected columns"):
+        read_id_map(bad)
