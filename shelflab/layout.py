@@ -26,6 +26,11 @@ class Layout:
     def qrels(self) -> Path:
         return self.processed / "qrels.parquet"
 
+    @property
+    def item_ids(self) -> Path:
+        """Next-item track: relabelled item_id -> source_item_id (`data_io.relabel`)."""
+        return self.processed / "item_ids.parquet"
+
     def model_dir(self, name: str) -> Path:
         return self.root / "artifacts" / name / "model"
 

@@ -100,7 +100,7 @@ def _register(root, params, layout, name, model, report, run_id, tags) -> tuple[
     queries = pl.read_parquet(layout.enriched / "queries.parquet")
     test_ids = pl.read_parquet(layout.splits).filter(pl.col("split") == "test")
     example = queries.join(test_ids, on="query_id", how="semi").head(2)
-    id_map = read_id_map(layout.processed / "item_ids.parquet")
+    id_map = read_id_map(layout.item_ids)
     if id_map is not None:  # the registered pipeline takes the source's item ids
         example = translate_ids(example, "history", id_map, to="source")
     registered = registered_name(params["mlflow"]["track"], params["data"]["name"])

@@ -22,7 +22,7 @@ def main(name: str) -> None:
         model.build_index(items, tmp)
         # the query side must be normalised exactly as the indexed text was
         save_text_normalization(tmp, enrich)
-        id_map = read_id_map(layout.processed / "item_ids.parquet")
+        id_map = read_id_map(layout.item_ids)
         if id_map is not None:  # next-item: serving answers in the source's item ids
             write_parquet(id_map, tmp / SOURCE_IDS_FILE)
     print(f"index@{name}: {items.height:,} items indexed")  # timings: run_stage's closing line

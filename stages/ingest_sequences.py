@@ -18,6 +18,7 @@ def main() -> None:
     root = find_root()
     params = load_params()
     data, split = params["data"], params["split"]
+    relabel_seed = data.get("relabel_seed", 0)
     layout = Layout(root)
     quarantine = Quarantine()
     ds = load_sequence_dataset(
@@ -30,7 +31,7 @@ def main() -> None:
         k_core=data.get("k_core", 5),
         quarantine=quarantine,
         name=data["name"],
-        relabel_seed=data.get("relabel_seed", 0),
+        relabel_seed=relabel_seed,
     )
     task = leave_one_out(
         ds.sequences,
@@ -49,7 +50,7 @@ def main() -> None:
     id_map = ds.id_map
     if id_map is None:
         id_map = ds.items.select("item_id", pl.col("item_id").alias("source_item_id"))
-    write_parquet(id_map, layout.processed / "item_ids.parquet")
+    write_parquet(id_map, layout.item_ids)
     write_parquet(task.qrels, layout.qrels)
     splits = set_aside_per_params(task.splits, split)
     write_parquet(splits, layout.splits)
@@ -62,7 +63,7 @@ def main() -> None:
         "users": users,
         "items": ds.items.height,
         "items_with_text": int((ds.items["text"] != "").sum()),
-        "relabel_seed": data.get("relabel_seed", 0),
+        "relabel_seed": relabel_seed,
         "interactions": int(lengths.sum()),
         "mean_sequence_length": round(float(lengths.mean() or 0.0), 3),
         "density": round(int(lengths.sum()) / max(1, users * ds.items.height), 6),

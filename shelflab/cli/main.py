@@ -173,10 +173,14 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
     from shelflab.config import find_root
     from shelflab.contract import validate_run
     from shelflab.data_io.queries import read_queries
-    from shelflab.data_io.relabel import SOURCE_IDS_FILE, read_id_map, translate_ids
+    from shelflab.data_io.relabel import SOURCE_IDS_FILE, read_id_map
     from shelflab.data_io.trec import write_run_trec
     from shelflab.layout import Layout
-    from shelflab.pipeline.built import load_text_normalization, open_built_model
+    from shelflab.pipeline.built import (
+        load_text_normalization,
+        open_built_model,
+        retrieve_in_source_ids,
+    )
     from shelflab.textnorm import normalize_frame
 
     if args.k < 1:
@@ -192,11 +196,8 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
         queries = normalize_frame(queries, load_text_normalization(layout.index_dir(args.model)))
     # next-item on relabelled ids: histories and the run are in the source's item ids
     id_map = read_id_map(layout.index_dir(args.model) / SOURCE_IDS_FILE)
-    if id_map is not None:
-        queries = translate_ids(queries, "history", id_map, to="internal")
-    run = model.retrieve(queries.select("query_id", model.query_input), args.k)
-    if id_map is not None:
-        run = translate_ids(run, "item_id", id_map, to="source")
+    queries = queries.select("query_id", model.query_input)
+    run = retrieve_in_source_ids(model, queries, args.k, id_map)
     run = validate_run(run, "model run")
     write_run_trec(run, args.out, tag=f"shelflab-{args.model}")
     print(

@@ -246,7 +246,7 @@ def cmd_lockbox(args: argparse.Namespace) -> None:
         relevance_threshold=cfg["relevance_threshold"],
         bootstrap=cfg["bootstrap"],
         k=args.k or cfg["k"],
-        id_map=read_id_map(layout.processed / "item_ids.parquet"),
+        id_map=read_id_map(layout.item_ids),
     )
     if args.format == "json":
         print(json.dumps({"model": args.model, "rows": result.table.to_dicts(),

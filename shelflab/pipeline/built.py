@@ -68,6 +68,21 @@ def open_built_model(layout: Layout, name: str, show_progress: bool = True):
     return open_model(layout.model_dir(name), layout.index_dir(name), ctx)
 
 
+def retrieve_in_source_ids(
+    model: Any, queries: pl.DataFrame, k: int, id_map: pl.DataFrame | None
+) -> pl.DataFrame:
+    """`model.retrieve(queries, k)` for histories given in the source's item ids, the run's
+    items back in them: the edge where a next-item pipeline on relabelled ids (`id_map`, see
+    `data_io.relabel`) meets users. Without a map, a plain retrieve."""
+    from shelflab.contract import HISTORY, ITEM_ID
+    from shelflab.data_io.relabel import translate_ids
+
+    if id_map is None:
+        return model.retrieve(queries, k)
+    inside = translate_ids(queries, HISTORY, id_map, to="internal")
+    return translate_ids(model.retrieve(inside, k), ITEM_ID, id_map, to="source")
+
+
 def save_text_normalization(index_dir: Path, cfg: dict[str, Any]) -> None:
     (index_dir / ENRICH_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True))
 

@@ -111,7 +111,7 @@ def predict(
 
 
 def _predict_next_item(model: Any, frame: pl.DataFrame, k: int, id_map: pl.DataFrame | None):
-    from shelflab.data_io.relabel import translate_ids
+    from shelflab.pipeline.built import retrieve_in_source_ids
 
     if QUERY_ID not in frame.columns or HISTORY not in frame.columns:
         raise InputError(
@@ -121,11 +121,7 @@ def _predict_next_item(model: Any, frame: pl.DataFrame, k: int, id_map: pl.DataF
     queries = frame.select(
         pl.col(QUERY_ID).cast(pl.String), pl.col(HISTORY).cast(pl.List(pl.String))
     )
-    if id_map is not None:
-        queries = translate_ids(queries, HISTORY, id_map, to="internal")
-    run = model.retrieve(queries, k)
-    if id_map is not None:
-        run = translate_ids(run, ITEM_ID, id_map, to="source")
+    run = retrieve_in_source_ids(model, queries, k, id_map)
     return run.select(QUERY_ID, ITEM_ID, SCORE, pl.col(RANK).cast(pl.Int64)).to_pandas()
 
 
