@@ -21,7 +21,7 @@ Timed end to end from polars DataFrames (the form runs and qrels have in ShelfLa
   is shown too, timed once) + RelevanceEvaluator + evaluate;
 - ranx: the same conversion + Qrels/Run construction + evaluate (JIT compiled beforehand).
 
-Then from TREC files, as `shelflab evaluate --qrels --run` reads them: read_qrels + read_run
+Then from TREC files, as `shelflab evaluate --qrels --run` reads them: read_qrels + read_run_checked
 (parse and validate) + evaluate against pytrec_eval's parse_qrel + parse_run + evaluate.
 
     python bench/bench_metrics.py                 # all 56,616 queries
@@ -200,7 +200,12 @@ def from_files(
 
     import pytrec_eval
 
-    from shelflab.data_io.trec import read_qrels, read_run, write_qrels_trec, write_run_trec
+    from shelflab.data_io.trec import (
+        read_qrels,
+        read_run_checked,
+        write_qrels_trec,
+        write_run_trec,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         files = {name: Path(tmp) / name for name in ("q", "q_int", "run")}
@@ -210,12 +215,12 @@ def from_files(
         write_run_trec(run, files["run"])
         mb = files["run"].stat().st_size / 2**20
 
-        def ours():
-            return evaluate(read_qrels(files["q"]), read_run(files["run"]), METRICS)
+        def ours():  # as `shelflab evaluate --qrels --run` does it
+            return evaluate(read_qrels(files["q"]), read_run_checked(files["run"]), METRICS)
 
         # where our time goes (one timing each, outside the comparison)
         t_q, q = timed(lambda: read_qrels(files["q"]), 1)
-        t_r, r = timed(lambda: read_run(files["run"]), 1)
+        t_r, r = timed(lambda: read_run_checked(files["run"]), 1)
         t_e, _ = timed(lambda: evaluate(q, r, METRICS), 1)
 
         def theirs():
@@ -228,7 +233,7 @@ def from_files(
         t_pt, _ = timed(theirs, repeat)
     assert all(abs(got.means[m] - means[m]) < 1e-12 for m in METRICS)
     print(f"\nfrom TREC files ({mb:.0f} MB run): read + validate + evaluate, best of {repeat}")
-    print(f"{'shelflab read_qrels/read_run':28s} {t_ours:8.2f} s   (read_qrels {t_q:.2f}, "
+    print(f"{'shelflab evaluate --run':28s} {t_ours:8.2f} s   (read_qrels {t_q:.2f}, "
           f"read_run {t_r:.2f}, evaluate {t_e:.2f})")  # fmt: skip
     print(f"{'pytrec_eval parse + eval':28s} {t_pt:8.2f} s   = {t_pt / t_ours:.2f} x ours")
 

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
-    from shelflab.data_io.trec import read_qrels, read_run
+    from shelflab.data_io.trec import read_qrels, read_run_checked
     from shelflab.evaluation.harness import evaluate
     from shelflab.evaluation.significance import summarize
     from shelflab.tables import write_table
@@ -111,7 +111,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.queries:
             raise SystemExit("shelflab: error: --queries goes with --model, not --run")
         qrels = read_qrels(args.qrels)
-        run = read_run(args.run)
+        run = read_run_checked(args.run)
     result = evaluate(
         qrels,
         run,

@@ -33,15 +33,21 @@ from shelflab.contract import (
     QUERY_ID,
     RANK,
     SCORE,
+    CheckedRun,
+    Keys,
     add_rank,
+    check_run,
     first_duplicate_pair,
+    may_repeat,
+    pair_hash,
+    query_hash,
     validate_qrels,
     validate_run,
 )
 from shelflab.data_io.csvutil import UTF8_BOM
 from shelflab.errors import ConfigError, InputError
 
-__all__ = ["read_qrels", "read_run", "write_qrels_trec", "write_run_trec"]
+__all__ = ["read_qrels", "read_run", "read_run_checked", "write_qrels_trec", "write_run_trec"]
 
 QRELS_FORMAT = "4 whitespace-separated fields: query_id iteration item_id grade (TREC qrels)"
 RUN_FORMAT = "6 whitespace-separated fields: query_id Q0 item_id rank score tag (TREC run)"
@@ -56,28 +62,36 @@ def read_qrels(path: str | Path) -> pl.DataFrame:
         df = _read_trec(path, [QUERY_ID, None, ITEM_ID, GRADE], {GRADE: pl.Float64}, QRELS_FORMAT)
         _check_numbers(df, GRADE, pl.Float64, path, "a number")
         _check_conflicts(df, path)
-        return validate_qrels(df.drop("row"), str(path))
+        return validate_qrels(df.drop("row", strict=False), str(path))
     return _read_table(path, kind, validate_qrels)
 
 
 def read_run(path: str | Path) -> pl.DataFrame:
     """Run as query_id (str), item_id (str), score (float), rank (int). A CSV/Parquet run
     without a rank column gets one from the scores (descending, ties by item_id descending)."""
+    return read_run_checked(path).frame
+
+
+def read_run_checked(path: str | Path) -> CheckedRun:
+    """`read_run` with the keys its checks hashed, for `evaluate` to take without checking the
+    run again (what `shelflab evaluate --run` reads)."""
     path = Path(path)
     kind = _kind(path)
-    if kind == "trec":
-        df = _read_trec(
-            path,
-            [QUERY_ID, None, ITEM_ID, RANK, SCORE, None],
-            {RANK: pl.Int64, SCORE: pl.Float64},
-            RUN_FORMAT,
-        )
-        _check_numbers(df, RANK, pl.Int64, path, "an integer rank")
-        _check_numbers(df, SCORE, pl.Float64, path, "a number")
+    if kind != "trec":
+        return _read_table(path, kind, check_run)
+    df = _read_trec(
+        path,
+        [QUERY_ID, None, ITEM_ID, RANK, SCORE, None],
+        {RANK: pl.Int64, SCORE: pl.Float64},
+        RUN_FORMAT,
+    )
+    _check_numbers(df, RANK, pl.Int64, path, "an integer rank")
+    _check_numbers(df, SCORE, pl.Float64, path, "a number")
+    keys = Keys.of(df)
+    if keys.may_have_duplicates():
         _check_duplicates(df, path)
-        # the checks above are validate_run's, with file rows: no second pass over 5M rows
-        return df.select(QUERY_ID, ITEM_ID, SCORE, RANK)
-    return _read_table(path, kind, validate_run)
+    # the checks above are validate_run's, with file rows: no second pass over 5M rows
+    return CheckedRun(df.select(QUERY_ID, ITEM_ID, SCORE, RANK), keys)
 
 
 def write_run_trec(run: pl.DataFrame, path: str | Path, tag: str = "shelflab") -> None:
@@ -221,14 +235,24 @@ def _fast_fields(
     floats = [c for c in kept if dtypes.get(c) == pl.Float64]
     if floats and not df.select(pl.all_horizontal(pl.col(floats).is_finite().all())).item():
         return None  # NaN or inf: the exact reader names the row
-    return df.with_row_index("row", offset=1).select(pl.col("row").cast(pl.Int64), *kept)
+    # no `row` column: without blank lines a row's line is its index + 1 (see `_rows`)
+    return df.select(kept)
+
+
+def _rows(df: pl.DataFrame) -> pl.DataFrame:
+    """`df` with its `row` column (the file's 1-based line): the fast reader leaves it out,
+    since its rows are the file's lines, and only an error needs it."""
+    if "row" in df.columns:
+        return df
+    return df.with_row_index("row", offset=1).with_columns(pl.col("row").cast(pl.Int64))
 
 
 def _read_trec(
     path: Path, names: list[str | None], dtypes: dict[str, pl.DataType], expected: str
 ) -> pl.DataFrame:
     """Split each non-blank line on whitespace into len(names) fields (None = ignored field);
-    column `row` keeps the 1-based line number. Well-formed files come back with `dtypes`
+    column `row` keeps the 1-based line number (absent when it is the row index + 1: see
+    `_rows`). Well-formed files come back with `dtypes`
     applied; any other file comes back as strings for `_check_numbers` to cast and report."""
     fast, data = None, None
     if path.suffix.lower() != ".gz" and _plain_file(path):
@@ -276,13 +300,15 @@ def _check_numbers(df: pl.DataFrame, name: str, dtype: pl.DataType, path: Path, 
     if bad.any():
         i = int(bad.arg_max())
         kind = "non-numeric" if cast[i] is None else "non-finite"
-        raise InputError(
-            f"{kind} {name} {df[name][i]!r}", path=path, row=int(df["row"][i]), expected=what
-        )
+        row = int(_rows(df)["row"][i])
+        raise InputError(f"{kind} {name} {df[name][i]!r}", path=path, row=row, expected=what)
     df.replace_column(df.get_column_index(name), cast)
 
 
 def _check_conflicts(df: pl.DataFrame, path: Path) -> None:
+    if not may_repeat(pair_hash(query_hash(df[QUERY_ID]), df[ITEM_ID])):
+        return  # no (query_id, item_id) repeats
+    df = _rows(df)
     distinct = df.unique(subset=[QUERY_ID, ITEM_ID, GRADE], keep="first", maintain_order=True)
     i = first_duplicate_pair(distinct)
     if i is not None:
@@ -301,6 +327,7 @@ def _check_conflicts(df: pl.DataFrame, path: Path) -> None:
 def _check_duplicates(df: pl.DataFrame, path: Path) -> None:
     i = first_duplicate_pair(df)
     if i is not None:
+        df = _rows(df)
         q, d = df[QUERY_ID][i], df[ITEM_ID][i]
         rows = df.filter((pl.col(QUERY_ID) == q) & (pl.col(ITEM_ID) == d))["row"].to_list()
         raise InputError(
@@ -311,7 +338,7 @@ def _check_duplicates(df: pl.DataFrame, path: Path) -> None:
         )
 
 
-def _read_table(path: Path, kind: str, validate) -> pl.DataFrame:
+def _read_table(path: Path, kind: str, validate):
     try:
         if kind == "parquet":
             df = pl.read_parquet(io.BytesIO(_read_bytes(path)))
@@ -325,7 +352,7 @@ def _read_table(path: Path, kind: str, validate) -> pl.DataFrame:
     if df.height == 0:
         raise InputError("no data rows", path=path, expected="at least one row")
     offset = 1 if kind == "csv" else 0  # the CSV header is row 1
-    if validate is validate_run and RANK not in df.columns and SCORE in df.columns:
+    if validate in (validate_run, check_run) and RANK not in df.columns and SCORE in df.columns:
         # rank from the scores needs numeric scores: check them first, with the file's rows
         numbered = df.with_row_index("row", offset=1 + offset).with_columns(
             pl.col("row").cast(pl.Int64)

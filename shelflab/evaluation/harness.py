@@ -45,11 +45,13 @@ from shelflab.contract import (
     QUERY_ID,
     RANK,
     SCORE,
+    CheckedRun,
+    Keys,
+    check_run,
     pair_hash,
     query_hash,
     require_columns,
     validate_qrels,
-    validate_run,
 )
 from shelflab.errors import ConfigError, InputError
 from shelflab.evaluation.metrics import (
@@ -60,7 +62,6 @@ from shelflab.evaluation.metrics import (
     required_depth,
 )
 from shelflab.evaluation.ranking import (
-    Keys,
     join_on_keys,
     positions_in_runs,
     rank_positions,
@@ -154,7 +155,7 @@ class EvalResult:
 
 def evaluate(
     qrels: pl.DataFrame,
-    run: pl.DataFrame,
+    run: pl.DataFrame | CheckedRun,
     metrics: Sequence[str] | str,
     relevance_threshold: float = 1.0,
     *,
@@ -162,7 +163,9 @@ def evaluate(
     run_source: str = "run",
 ) -> EvalResult:
     """Score `run` against `qrels` on `metrics` (labels such as 'ndcg@10', see
-    `shelflab.evaluation.metrics`). `*_source` name the inputs in error messages."""
+    `shelflab.evaluation.metrics`). `*_source` name the inputs in error messages. `run` may be
+    a `CheckedRun` (from `contract.check_run` or `data_io.trec.read_run_checked`): its checks
+    and keys are not done again."""
     specs = _parse_metrics(metrics)
     threshold = _check_threshold(relevance_threshold)
     qrels = validate_qrels(qrels, qrels_source)
@@ -237,9 +240,11 @@ def _check_threshold(value: float) -> float:
     return threshold
 
 
-def _validated_run(run: pl.DataFrame, source: str) -> tuple[pl.DataFrame, Keys]:
+def _validated_run(run: pl.DataFrame | CheckedRun, source: str) -> tuple[pl.DataFrame, Keys]:
     """query_id, item_id, score of a checked run (rank is ignored, so it is not checked), and
     its hashed keys."""
+    if isinstance(run, CheckedRun):
+        return run.frame.select(QUERY_ID, ITEM_ID, SCORE), run.keys
     if not isinstance(run, pl.DataFrame):
         raise InputError(f"expected a polars DataFrame, got {type(run).__name__}", path=source)
     require_columns(run, [QUERY_ID, ITEM_ID, SCORE], source)
@@ -256,9 +261,8 @@ def _validated_run(run: pl.DataFrame, source: str) -> tuple[pl.DataFrame, Keys]:
         if not keys.may_have_duplicates():
             return run, keys
     # the contract's own checks: raise its error, or return the cast run (a hash collision)
-    checked = validate_run(run.with_columns(pl.lit(0, pl.Int64).alias(RANK)), source)
-    run = checked.select(QUERY_ID, ITEM_ID, SCORE)
-    return run, Keys.of(run)
+    checked = check_run(run.with_columns(pl.lit(0, pl.Int64).alias(RANK)), source)
+    return checked.frame.select(QUERY_ID, ITEM_ID, SCORE), checked.keys
 
 
 def build_gain_matrix(

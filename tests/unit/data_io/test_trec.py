@@ -9,7 +9,14 @@ import polars as pl
 import pytest
 import pytrec_eval
 
-from shelflab.data_io.trec import read_qrels, read_run, write_qrels_trec, write_run_trec
+from shelflab.contract import Keys
+from shelflab.data_io.trec import (
+    read_qrels,
+    read_run,
+    read_run_checked,
+    write_qrels_trec,
+    write_run_trec,
+)
 from shelflab.errors import ConfigError, InputError
 
 
@@ -313,3 +320,25 @@ def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path, name):
     qrels = tmp_path / "j.qrels"
     qrels.write_bytes("\ufeff".encode() + b"q1 0 a 1\n")
     assert read_qrels(qrels)["query_id"].to_list() == ["q1"]
+
+
+@pytest.mark.parametrize("name", ["r.run", "r.run.gz", "r.csv", "r.parquet"])
+def test_read_run_checked_is_read_run_with_its_keys(tmp_path, name):
+    source = read_run(write(tmp_path / "src.run", RUN_TEXT))
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        source.write_csv(path)
+    elif name.endswith(".parquet"):
+        source.write_parquet(path)
+    else:
+        write_run_trec(source, path)
+    checked = read_run_checked(path)
+    assert checked.frame.equals(read_run(path)) and checked.frame.equals(source)
+    again = Keys.of(checked.frame)
+    assert (checked.keys.pair == again.pair).all() and (checked.keys.query == again.query).all()
+
+
+def test_read_run_checked_raises_what_read_run_raises(tmp_path):
+    path = write(tmp_path / "d.run", "q1 Q0 d1 1 2 t\nq1 Q0 d2 2 1 t\nq1 Q0 d1 3 0 t\n")
+    with pytest.raises(InputError, match=r"row 3: item 'd1' appears more than once .*rows 1, 3"):
+        read_run_checked(path)

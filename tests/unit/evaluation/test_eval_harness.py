@@ -310,3 +310,26 @@ def test_bad_metric_lists_known():
 def test_not_a_dataframe():
     with pytest.raises(InputError, match="expected a polars DataFrame"):
         evaluate(QRELS, {"q1": {"a": 1.0}}, ["mrr"])
+
+
+def test_a_checked_run_scores_as_the_frame_and_is_not_checked_again(monkeypatch):
+    from shelflab import contract
+
+    checked = contract.check_run(RUN)
+    expected = evaluate(QRELS, RUN, ["ndcg@10", "recall@10"])
+
+    def no_second_check(*args, **kwargs):
+        raise AssertionError("a CheckedRun was checked again")
+
+    monkeypatch.setattr(contract.Keys, "of", no_second_check)
+    got = evaluate(QRELS, checked, ["ndcg@10", "recall@10"])
+    assert got.per_query.equals(expected.per_query) and got.counts() == expected.counts()
+
+
+def test_check_run_raises_the_contract_errors():
+    from shelflab.contract import check_run
+
+    with pytest.raises(InputError, match=r"duplicate \(query_id, item_id\) = \('q1', 'a'\)"):
+        check_run(run_df([("q1", "a", 1.0), ("q1", "a", 0.5)]), "r")
+    with pytest.raises(InputError, match=r"row 1: non-finite score"):
+        check_run(run_df([("q1", "a", math.inf)]), "r")
