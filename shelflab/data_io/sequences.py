@@ -35,6 +35,9 @@ from shelflab.quarantine import Quarantine
 
 SEQUENCE_SCHEMA: dict[str, Any] = {"user_id": pl.String, "items": pl.List(pl.String)}
 ITEM_TEXT_SCHEMA: dict[str, Any] = {"item_id": pl.String, "text": pl.String}
+# catalog column of the S3-Rec and UniSRec loaders: an item's brand/category names (the labels
+# of the MMoE's attribute task)
+ITEM_ATTRIBUTES = "attributes"
 
 R_EMPTY_SEQUENCE = "empty sequence"
 R_NON_INTEGER = "non-integer token"
@@ -105,12 +108,10 @@ def load_s3rec(
     rejects.flush(quarantine, str(p))
     sequences = pl.DataFrame({"user_id": users, "items": seqs}, schema=SEQUENCE_SCHEMA)
     catalog = known if known is not None else _items_in(sequences)
+    names = [[id2attr.get(a, a) for a in item_attrs.get(i, [])] for i in catalog]
     items = pl.DataFrame(
-        {
-            "item_id": catalog,
-            "text": [_attribute_text(item_attrs.get(i, []), id2attr) for i in catalog],
-        },
-        schema=ITEM_TEXT_SCHEMA,
+        {"item_id": catalog, "text": [", ".join(n) for n in names], ITEM_ATTRIBUTES: names},
+        schema={**ITEM_TEXT_SCHEMA, ITEM_ATTRIBUTES: pl.List(pl.String)},
     )
     stats = {
         "path": str(p),
@@ -155,11 +156,6 @@ def _item_attributes(path: str | Path | None) -> dict[str, list[str]]:
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise InputError("not an object of lists", path=path, expected="{item_id: [ids]}")
     return {str(k): [str(a) for a in v] for k, v in data.items()}
-
-
-def _attribute_text(attrs: list[str], id2attr: dict[str, str]) -> str:
-    """Attribute names in file order ("Makeup, Face, COKA"); bare ids when names are absent."""
-    return ", ".join(id2attr.get(a, a) for a in attrs)
 
 
 def _id_order(item_id: str) -> tuple[int, str]:

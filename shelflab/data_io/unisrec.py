@@ -25,6 +25,7 @@ from shelflab.data_io.amazon_common import raw_lines
 from shelflab.data_io.csvutil import ROW, require_file
 from shelflab.data_io.recbole import read_atomic
 from shelflab.data_io.sequences import (
+    ITEM_ATTRIBUTES,
     ITEM_TEXT_SCHEMA,
     R_DUP_USER,
     R_NON_INTEGER,
@@ -85,8 +86,10 @@ def load_unisrec(folder: str | Path, name: str, *, quarantine: Quarantine) -> Se
         raise InputError("no usable user", path=paths["test"], expected="UniSRec test rows")
     texts = _item_texts(find_file(folder, name, "text"))
     ids = sorted(asin_of, key=int)
+    text = [texts.get(asin_of[i], "") for i in ids]
     items = pl.DataFrame(
-        {"item_id": ids, "text": [texts.get(asin_of[i], "") for i in ids]}, schema=ITEM_TEXT_SCHEMA
+        {"item_id": ids, "text": text, ITEM_ATTRIBUTES: [text_attributes(t) for t in text]},
+        schema={**ITEM_TEXT_SCHEMA, ITEM_ATTRIBUTES: pl.List(pl.String)},
     )
     users = sorted(full, key=int)
     sequences = pl.DataFrame(
@@ -184,6 +187,14 @@ def _item2index(path: Path) -> dict[str, str]:
     if not out:
         raise InputError("file is empty", path=path, expected="ASIN<TAB>integer id lines")
     return out
+
+
+def text_attributes(text: str) -> list[str]:
+    """The categories and brand of a UniSRec item text `title. categories. brand.` (the last
+    two sentences after the title; none when the text has no sentence after its title)."""
+    parts = [part.strip() for part in text.split(". ")]
+    parts = [part.removesuffix(".").strip() for part in parts if part.strip(" .")]
+    return parts[1:][-2:]
 
 
 def _item_texts(path: Path) -> dict[str, str]:

@@ -31,6 +31,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "sasrec_semantic": "shelflab.models.sasrec_semantic:SemanticSASRecRetriever",
     "two_tower": "shelflab.models.two_tower:TwoTowerRetriever",
     "seq_rerank": "shelflab.models.seq_rerank:SequenceRerankRetriever",
+    "mmoe": "shelflab.models.mmoe:MMoERetriever",
 }
 
 
