@@ -35,9 +35,10 @@ def latest_per_query(
             f"no MLflow experiment {experiment!r} at {uri} "
             f"(known: {', '.join(known) or 'none'}; run `dvc repro` first)"
         )
+    # finished runs only: a stage that failed midway leaves a run without its per-query table
     runs = client.search_runs(
         [exp.experiment_id],
-        f"tags.`{KIND_TAG}` = 'evaluation'",
+        f"tags.`{KIND_TAG}` = 'evaluation' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
     out: dict[str, pl.DataFrame] = {}

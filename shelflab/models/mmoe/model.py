@@ -270,7 +270,7 @@ class MMoERetriever(Composite):
         from sklearn.metrics import roc_auc_score
 
         logits, _ = self._forward(valid)
-        out = {"next_item.ndcg@10": self._valid_ndcg(valid)}
+        out = {"next_item.ndcg_at_10": self._valid_ndcg(valid)}  # MLflow names: no '@'
         mask = valid["cand"] >= 0
         for j, task in enumerate(self.params["tasks"][1:], start=1):
             y = valid[task][mask]

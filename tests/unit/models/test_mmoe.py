@@ -99,7 +99,7 @@ def test_mmoe_trains_round_trips_and_reranks_the_candidates(tmp_path, small, ctx
     model = create("mmoe", SPEC, ctx)
     model.fit(train)
     assert [h["epoch"] for h in model.history_log][:1] == [1]
-    assert set(model.fit_valid) == {"next_item.ndcg@10", "attribute.auc"}
+    assert set(model.fit_valid) == {"next_item.ndcg_at_10", "attribute.auc"}
     assert 0.5 < model.fit_valid["attribute.auc"] <= 1.0  # the attribute task learned something
     opened = save_index_open(model, train.items, tmp_path, ctx)
     queries, _ = task.part("test")
@@ -125,4 +125,4 @@ def test_single_task_single_gate_ablation(small, ctx):
     model = create("mmoe", {**SPEC, "tasks": ["next_item"], "gates": "shared", "epochs": 1}, ctx)
     model.fit(train)
     assert len(model.net.gates) == 1 and len(model.net.towers) == 1
-    assert set(model.fit_valid) == {"next_item.ndcg@10"}
+    assert set(model.fit_valid) == {"next_item.ndcg_at_10"}

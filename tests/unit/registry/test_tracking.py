@@ -7,6 +7,7 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from shelflab.cli.leaderboard import show_leaderboard
@@ -111,6 +112,25 @@ def test_latest_per_query_takes_newest_run_per_model(tracking, tmp_path):
     )
     got = latest_per_query(uri, "search-test", "test")
     assert got["bm25"]["ndcg@10"].sum() == 0
+    assert got["hybrid"]["ndcg@10"].to_numpy() == pytest.approx(np.clip(tables["bm25"] + 0.1, 0, 1))
+
+
+def test_a_failed_evaluation_run_is_not_the_latest(tracking, tmp_path):
+    # an evaluate stage that fails midway leaves a FAILED run without its per-query table
+    uri, tables = tracking
+    path = tmp_path / "hybrid.parquet"
+    per_query(np.zeros(200)).write_parquet(path)
+    with pytest.raises(MlflowException, match="Invalid value"):
+        log_evaluation(
+            tracking_uri=uri,
+            experiment="search-test",
+            model_name="hybrid",
+            params={},
+            metrics={"test_bad@name": 1.0},
+            tags={},
+            artifacts=[path],
+        )
+    got = latest_per_query(uri, "search-test", "test")
     assert got["hybrid"]["ndcg@10"].to_numpy() == pytest.approx(np.clip(tables["bm25"] + 0.1, 0, 1))
 
 
