@@ -210,9 +210,10 @@ def mrr(m: GainMatrix, k: int | None = None) -> np.ndarray:
 def map_(m: GainMatrix, k: int | None = None) -> np.ndarray:
     """Average precision (trec_eval map / map_cut_k): divided by *all* relevant judged items."""
     kk = m.depth if k is None else min(k, m.depth)
-    rel = m.relevant[:, :kk]
-    prec = m.cum_relevant[:, :kk] / np.arange(1, kk + 1, dtype=np.float64)
-    return _safe_div(np.where(rel, prec, 0.0).sum(axis=1), m.n_relevant)
+    # precision at the relevant ranks only: a few per query, not the whole matrix
+    rows, cols = np.nonzero(m.relevant[:, :kk])
+    prec = m.cum_relevant[rows, cols] / (cols + 1.0)
+    return _safe_div(np.bincount(rows, prec, minlength=m.n_queries), m.n_relevant)
 
 
 @_register("r-precision", "none")
