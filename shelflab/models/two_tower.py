@@ -73,6 +73,7 @@ class TwoTowerRetriever(SequentialRetriever):
         self.history_log: list[dict[str, float]] = []
         self._chroma: Any = None
         self._item_vecs: np.ndarray | None = None
+        self._items_t: Any = None  # the item tower's output for the current weights
 
     # --- training -------------------------------------------------------------------
     def fit_sequences(self, sequences: list[list[int]], train: TrainData) -> None:
@@ -110,7 +111,7 @@ class TwoTowerRetriever(SequentialRetriever):
                 idx = order[i : i + p["train_batch_size"]]
                 losses.append(self._step(opt, hist[idx], target[idx]))
                 progress.update(1, epoch=epoch, loss=losses[-1])
-            self._item_vecs = None
+            self._item_vecs = self._items_t = None
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
             score = score_run(self._exact_run(valid[0], 10), valid[1], "ndcg@10")
@@ -124,7 +125,7 @@ class TwoTowerRetriever(SequentialRetriever):
         progress.close()
         stopper.restore()  # the best valid weights (no valid split: the last ones)
         self.net.eval()
-        self._item_vecs = None
+        self._item_vecs = self._items_t = None
 
     def _build(self):
         from shelflab.models.two_tower_net import TwoTowerNet
@@ -154,13 +155,20 @@ class TwoTowerRetriever(SequentialRetriever):
         return float(loss.detach())
 
     # --- vectors --------------------------------------------------------------------
-    def item_vectors(self) -> np.ndarray:
-        """(n_items, dim) L2-normalised item-tower vectors."""
+    def _item_table(self):
+        """The item tower's (n_items + 1, dim) output, once per set of weights: a request
+        would otherwise project every item's text again (most of its time)."""
         import torch
 
-        if self._item_vecs is None:
+        if self._items_t is None:
             with torch.no_grad():
-                self._item_vecs = self.net.items()[1:].float().cpu().numpy()
+                self._items_t = self.net.items()
+        return self._items_t
+
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, dim) L2-normalised item-tower vectors."""
+        if self._item_vecs is None:
+            self._item_vecs = self._item_table()[1:].float().cpu().numpy()
         return self._item_vecs
 
     def user_vectors(self, histories: list[list[int]]) -> np.ndarray:
@@ -168,7 +176,7 @@ class TwoTowerRetriever(SequentialRetriever):
 
         seq = left_padded(histories, self.params["maxlen"])
         with torch.no_grad():
-            items = self.net.items()
+            items = self._item_table()
             return self.net.users(torch.as_tensor(seq, device=self.device), items).cpu().numpy()
 
     def score(self, histories: list[list[int]]) -> np.ndarray:

@@ -98,6 +98,7 @@ class MMoERetriever(Composite):
         super().__init__(name, params, ctx)
         self.net: Any = None
         self.text_emb: np.ndarray | None = None
+        self._text_unit: np.ndarray | None = None
         self.popularity: np.ndarray | None = None
         self.history_log: list[dict[str, float]] = []
         self.fit_valid: dict[str, float] = {}
@@ -201,9 +202,12 @@ class MMoERetriever(Composite):
 
     def _arrays(self, hist, cand, ranks, first_scores, i2i) -> dict[str, np.ndarray]:
         i2i_scores = None if i2i is None else np.asarray(i2i.score(hist), dtype=np.float64)
-        norm = np.linalg.norm(self.text_emb, axis=1, keepdims=True)
-        unit = self.text_emb / np.maximum(norm, 1e-9)
-        dense = dense_features(cand, ranks, first_scores, i2i_scores, self.popularity, unit, hist)
+        if self._text_unit is None:  # once: a request would otherwise renormalise the catalog
+            norm = np.linalg.norm(self.text_emb, axis=1, keepdims=True)
+            self._text_unit = self.text_emb / np.maximum(norm, 1e-9)
+        dense = dense_features(
+            cand, ranks, first_scores, i2i_scores, self.popularity, self._text_unit, hist
+        )
         return {"hist": left_padded(hist, self.params["maxlen"]), "cand": cand, "dense": dense}
 
     def _valid_examples(self, train: TrainData, attrs: Any) -> dict[str, Any]:
