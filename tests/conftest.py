@@ -15,6 +15,7 @@ pytest_plugins = [
     "plugins.tuning",
     "plugins.sequences",
     "plugins.postgres",
+    "plugins.llm_server",
 ]
 
 quiet_environment()  # telemetry off, model hubs offline (as every shelflab entry point)

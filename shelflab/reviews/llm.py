@@ -1,29 +1,23 @@
 """Optional LLM backend for item text: review keywords and description summaries.
 
 The default review keywords come from the offline TF-IDF extractor; this module is the
-alternative that asks any OpenAI-compatible endpoint (see `shelflab.reviews.llm_client` for the
-config, the env overrides and the retry policy). Nothing in the pipeline requires it.
+alternative that asks any OpenAI-compatible endpoint (see `shelflab.llm.client` for the config,
+the env overrides and the retry policy). Nothing in the pipeline requires it.
 
-Every answer is cached on disk as soon as it arrives, one small JSON file per request under
-`cache_dir/<task>/<sha256>.json`, keyed by (task, prompt version, model, exact messages sent).
-A cached key is never requested again, so a run that fails midway (the error names the URL, the
-item and the HTTP status) resumes on rerun and only asks for the items still missing. Items whose
-input is identical share one request.
+Requests go through `shelflab.llm.batch`: every answer is cached on disk as it arrives, keyed by
+(task, prompt version, model, exact messages sent), so a run that fails midway resumes on rerun
+and only asks for the items still missing; items whose input is identical share one request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from shelflab.atomic import write_json
-from shelflab.reviews.llm_client import LLMConfig, LLMError, chat
+from shelflab.llm.batch import message_pair, plan_jobs, run_jobs
+from shelflab.llm.client import LLMConfig
 
 T = TypeVar("T")
 
@@ -68,7 +62,7 @@ def llm_keywords(
         conf,
         "keywords",
         inputs,
-        lambda text: _messages(
+        lambda text: message_pair(
             _KEYWORDS_SYSTEM, _KEYWORDS_USER.format(n=conf.max_keywords, text=text)
         ),
         lambda reply: parse_keywords(reply, conf.max_keywords),
@@ -92,7 +86,7 @@ def llm_summaries(
         conf,
         "summary",
         inputs,
-        lambda text: _messages(_SUMMARY_SYSTEM, _SUMMARY_USER.format(text=text)),
+        lambda text: message_pair(_SUMMARY_SYSTEM, _SUMMARY_USER.format(text=text)),
         parse_summary,
         lambda cached: isinstance(cached, str) and bool(cached),
         empty="",
@@ -133,10 +127,6 @@ def clip(text: str, max_chars: int) -> str:
 
 def _squash(text: Any) -> str:
     return " ".join(text.split()) if isinstance(text, str) else ""
-
-
-def _messages(system: str, user: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 # --------------------------------------------------------------------------- reply parsing
@@ -218,32 +208,7 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-# --------------------------------------------------------------------------- cache + batches
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One request: its cache key, messages, and the items (same input) it answers."""
-
-    key: str
-    messages: list[dict[str, str]]
-    item_ids: tuple[str, ...]
-
-
-def cache_key(task: str, model: str, messages: list[dict[str, str]]) -> str:
-    """sha256 of (task, prompt version, model, exact messages sent)."""
-    payload = {
-        "task": task,
-        "prompt_version": PROMPT_VERSIONS[task],
-        "model": model,
-        "messages": messages,
-    }
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
-
-
-def cache_path(cache_dir: str | Path, task: str, key: str) -> Path:
-    return Path(cache_dir) / task / f"{key}.json"
+# --------------------------------------------------------------------------- batches
 
 
 def _config(cfg: Mapping[str, Any] | LLMConfig) -> LLMConfig:
@@ -262,109 +227,10 @@ def _run(
     *,
     empty: T,
 ) -> dict[str, T]:
-    """Answers for every item: empty inputs get `empty`, cached keys their cached answer, the
-    rest are requested in batches of `batch_size` concurrent calls."""
-    results: dict[str, T] = {}
-    jobs = _plan(conf, task, inputs, build)
-    pending: list[_Job] = []
-    for job in jobs:
-        cached = _read_cache(conf, task, job.key, valid)
-        if cached is None:
-            pending.append(job)
-        else:
-            results.update(dict.fromkeys(job.item_ids, cached))
-    n_cached = len(jobs) - len(pending)
-    if pending:
-        _request_all(conf, task, pending, parse, results, n_cached)
-    else:
-        print(f"llm {task}: all {n_cached} request(s) cached", flush=True)
+    """Answers for every item: empty inputs get `empty`, the rest go through the cached,
+    resumable batches of `shelflab.llm.batch` (items with the same input share one request)."""
+    messages = {item: build(inputs[item]) for item in sorted(inputs) if inputs[item]}
+    jobs = plan_jobs(conf, task, PROMPT_VERSIONS[task], messages)
+    answers, _, _ = run_jobs(conf, task, PROMPT_VERSIONS[task], jobs, parse, valid)
+    results = {item: answers[job.key].value for job in jobs for item in job.ids}
     return {item: results.get(item, empty) for item in sorted(inputs)}
-
-
-def _plan(
-    conf: LLMConfig,
-    task: str,
-    inputs: Mapping[str, str],
-    build: Callable[[str], list[dict[str, str]]],
-) -> list[_Job]:
-    """One job per distinct request, in item-id order of its first item."""
-    by_key: dict[str, tuple[list[dict[str, str]], list[str]]] = {}
-    for item in sorted(inputs):
-        if not inputs[item]:
-            continue
-        messages = build(inputs[item])
-        key = cache_key(task, conf.model or "", messages)
-        by_key.setdefault(key, (messages, []))[1].append(item)
-    return [_Job(key, msgs, tuple(items)) for key, (msgs, items) in by_key.items()]
-
-
-def _request_all(
-    conf: LLMConfig,
-    task: str,
-    pending: list[_Job],
-    parse: Callable[[str], T],
-    results: dict[str, T],
-    n_cached: int,
-) -> None:
-    """Batches of concurrent requests; each answer is cached when it arrives. After a batch
-    with failures the first failure is raised (the batch's answers are already cached)."""
-    size = conf.batch_size
-    n_batches = -(-len(pending) // size)
-    done = retries = 0
-    with ThreadPoolExecutor(max_workers=size, thread_name_prefix="shelflab-llm") as pool:
-        for b in range(n_batches):
-            batch = pending[b * size : (b + 1) * size]
-            futures = [pool.submit(_answer, conf, task, job, parse) for job in batch]
-            errors: list[BaseException] = []
-            for job, future in zip(batch, futures, strict=True):
-                exc = future.exception()
-                if exc is not None:
-                    errors.append(exc)
-                    continue
-                value, n_retries = future.result()
-                results.update(dict.fromkeys(job.item_ids, value))
-                done += 1
-                retries += n_retries
-            failed = f", {len(errors)} failed" if errors else ""
-            print(
-                f"llm {task}: batch {b + 1}/{n_batches}: {done}/{len(pending)} requested, "
-                f"{n_cached} cached, {retries} retried{failed}",
-                flush=True,
-            )
-            if errors:
-                raise errors[0]
-
-
-def _answer(conf: LLMConfig, task: str, job: _Job, parse: Callable[[str], T]) -> tuple[T, int]:
-    """Request, parse and cache one job; (answer, retries it took)."""
-    item_id = job.item_ids[0]
-    reply, n_retries = chat(conf, job.messages, item_id=item_id)
-    try:
-        value = parse(reply)
-    except ValueError as exc:
-        raise LLMError(conf.url, item_id, f"malformed reply: {exc}") from None
-    entry = {
-        "task": task,
-        "prompt_version": PROMPT_VERSIONS[task],
-        "model": conf.model,
-        "item_id": item_id,  # the first item asking; others with the same input share it
-        "result": value,
-        "reply": reply,
-    }
-    write_json(entry, cache_path(conf.cache_dir, task, job.key))
-    return value, n_retries
-
-
-def _read_cache(conf: LLMConfig, task: str, key: str, valid: Callable[[Any], bool]) -> Any:
-    """The cached answer for `key`, or None (missing, or unreadable: then it is re-requested
-    and overwritten, which atomic writes make a can't-happen outside manual edits)."""
-    path = cache_path(conf.cache_dir, task, key)
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        print(f"llm {task}: ignoring unreadable cache entry {path}", flush=True)
-        return None
-    value = entry.get("result") if isinstance(entry, dict) else None
-    return value if valid(value) else None

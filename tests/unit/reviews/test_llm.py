@@ -1,21 +1,20 @@
-"""The optional LLM backend against a local OpenAI-protocol server: parsing, the on-disk cache,
+"""The optional LLM backend against a local OpenAI-protocol server (tests/plugins/llm_server.py):
+parsing, the on-disk cache,
 resuming after a failure without resending anything, retries and config errors."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plugins.llm_server import LLM_KEY_ENV, LLMServer
 
 from shelflab.errors import ConfigError, ShelfLabError
+from shelflab.llm.client import LLMError
 from shelflab.reviews.llm import (
     llm_keywords,
     llm_summaries,
@@ -23,130 +22,18 @@ from shelflab.reviews.llm import (
     parse_summary,
     reviews_text,
 )
-from shelflab.reviews.llm_client import LLMError
 
-TOKEN = "sk-test-0123456789"
-KEY_ENV = "SHELFLAB_TEST_LLM_KEY"
-MARKER = re.compile(r"\bitem\d+\b")  # every test input names its item, e.g. "item03"
-
-
-class FakeLLM:
-    """What the server answers and what it saw: calls counted per input (by item marker),
-    answered and failed attempts apart."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.calls = 0
-        self.rejected = 0  # requests refused for a bad bearer token
-        self.ok: Counter[str] = Counter()
-        self.failed: Counter[str] = Counter()
-        self.bodies: list[dict[str, Any]] = []
-        # call number (1-based) -> None (answer) | "500" | "503" | "drop" | "hang" | "broken"
-        self.fail: Callable[[int], str | None] = lambda n: None
-        self.style = "json"  # how keyword replies are written: json | fenced | plain
-
-    def keywords(self, reviews: str) -> list[str]:
-        words = re.findall(r"[a-z0-9]+", reviews.lower())
-        return list(dict.fromkeys(words))[:3]
-
-    def reply(self, user: str) -> str:
-        if "Description:\n" in user:
-            words = user.split("Description:\n", 1)[1].split()[:3]
-            return f'"Summary: {" ".join(words)}."'
-        kws = self.keywords(user.split("Reviews:\n", 1)[1])
-        if self.style == "fenced":
-            return "Here you go:\n```json\n" + json.dumps([k.upper() for k in kws]) + "\n```"
-        if self.style == "plain":
-            return "Keywords: " + ", ".join(kws[:2]) + "\n- " + kws[-1] + "\n" + kws[0]
-        return json.dumps(kws)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Server
-
-    def log_message(self, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def do_POST(self) -> None:
-        fake = self.server.fake
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path != "/v1/chat/completions":
-            return self._send(404, {"error": {"message": "not found"}})
-        auth = self.headers.get("Authorization", "")
-        if auth != f"Bearer {TOKEN}":
-            with fake.lock:
-                fake.rejected += 1
-            # real servers echo (part of) the key: the client must redact it
-            return self._send(401, {"error": {"message": f"Incorrect API key: {auth[7:]}"}})
-        user = body["messages"][-1]["content"]
-        item = MARKER.search(user).group()
-        with fake.lock:
-            fake.calls += 1
-            mode = fake.fail(fake.calls)
-            fake.bodies.append(body)
-            (fake.failed if mode else fake.ok)[item] += 1
-        if mode == "drop":
-            self.close_connection = True  # no status line at all
-            return None
-        if mode == "hang":
-            time.sleep(0.5)
-            return None
-        if mode in ("500", "503"):
-            return self._send(int(mode), {"error": {"message": "server trouble"}})
-        if mode == "broken":
-            return self._send_raw(200, b"<html>not json</html>")
-        message = {"role": "assistant", "content": fake.reply(user)}
-        return self._send(200, {"choices": [{"index": 0, "message": message}]})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        self._send_raw(status, json.dumps(payload).encode())
-
-    def _send_raw(self, status: int, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)  # port 0: the OS picks a free one
-        self.fake = FakeLLM()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that timed out and left is expected in the timeout test
+KEY_ENV = LLM_KEY_ENV
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join()
+def server(llm_server: LLMServer) -> LLMServer:
+    return llm_server
 
 
 @pytest.fixture
-def cfg(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv(KEY_ENV, TOKEN)
-    for env in ("SHELFLAB_LLM_URL", "SHELFLAB_LLM_MODEL"):
-        monkeypatch.delenv(env, raising=False)
-    return {
-        "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
-        "model": "fake-model",
-        "api_key_env": KEY_ENV,
-        "batch_size": 3,
-        "timeout": 5,
-        "max_retries": 1,
-        "retry_base_delay": 0.01,
-        "cache_dir": str(tmp_path / "cache"),
-        "max_keywords": 10,
-    }
+def cfg(llm_cfg: dict[str, Any]) -> dict[str, Any]:
+    return llm_cfg
 
 
 def reviews_for(n: int) -> dict[str, list[str]]:
@@ -162,7 +49,7 @@ def cached_items(cfg: dict[str, Any], task: str) -> list[str]:
 # --------------------------------------------------------------------------- end to end
 
 
-def test_keywords_and_summaries_parse_and_cache(server: Server, cfg: dict[str, Any]) -> None:
+def test_keywords_and_summaries_parse_and_cache(server: LLMServer, cfg: dict[str, Any]) -> None:
     keywords = llm_keywords(reviews_for(5), cfg)
     assert list(keywords) == [f"p{i:02d}" for i in range(5)]
     assert keywords["p03"] == ["item03", "sturdy", "drill"]
@@ -184,7 +71,7 @@ def test_keywords_and_summaries_parse_and_cache(server: Server, cfg: dict[str, A
     assert "max_tokens" not in body
 
 
-def test_second_run_makes_zero_calls(server: Server, cfg: dict[str, Any], capsys) -> None:
+def test_second_run_makes_zero_calls(server: LLMServer, cfg: dict[str, Any], capsys) -> None:
     first = llm_keywords(reviews_for(4), cfg)
     calls = server.fake.calls
     assert llm_keywords(reviews_for(4), cfg) == first
@@ -192,7 +79,7 @@ def test_second_run_makes_zero_calls(server: Server, cfg: dict[str, Any], capsys
     assert "all 4 request(s) cached" in capsys.readouterr().out
 
 
-def test_identical_inputs_share_one_request(server: Server, cfg: dict[str, Any]) -> None:
+def test_identical_inputs_share_one_request(server: LLMServer, cfg: dict[str, Any]) -> None:
     same = ["item01 red kettle"]
     result = llm_keywords({"b": same, "a": same, "c": []}, cfg)
     assert result == {"a": ["item01", "red", "kettle"], "b": ["item01", "red", "kettle"], "c": []}
@@ -201,7 +88,7 @@ def test_identical_inputs_share_one_request(server: Server, cfg: dict[str, Any])
 
 @pytest.mark.parametrize(("mode", "reason"), [("500", "HTTP 500"), ("drop", "connection failed")])
 def test_failure_mid_run_resumes_without_resending(
-    server: Server, cfg: dict[str, Any], mode: str, reason: str
+    server: LLMServer, cfg: dict[str, Any], mode: str, reason: str
 ) -> None:
     fake = server.fake
     fake.fail = lambda n: mode if n >= 5 else None  # batch 1 (3) and one of batch 2 answered
@@ -227,14 +114,14 @@ def test_failure_mid_run_resumes_without_resending(
     assert set(fake.failed) <= set(resent) and fake.failed.total() == 4
 
 
-def test_retry_once_on_503(server: Server, cfg: dict[str, Any], capsys) -> None:
+def test_retry_once_on_503(server: LLMServer, cfg: dict[str, Any], capsys) -> None:
     server.fake.fail = lambda n: "503" if n == 1 else None
     assert llm_keywords(reviews_for(1), cfg) == {"p00": ["item00", "sturdy", "drill"]}
     assert server.fake.failed == {"item00": 1} and server.fake.ok == {"item00": 1}
     assert "1 retried" in capsys.readouterr().out
 
 
-def test_401_is_not_retried(server: Server, cfg: dict[str, Any], monkeypatch) -> None:
+def test_401_is_not_retried(server: LLMServer, cfg: dict[str, Any], monkeypatch) -> None:
     monkeypatch.setenv(KEY_ENV, "sk-wrong-key")
     with pytest.raises(LLMError) as info:
         llm_keywords(reviews_for(1), {**cfg, "max_retries": 3})
@@ -245,7 +132,7 @@ def test_401_is_not_retried(server: Server, cfg: dict[str, Any], monkeypatch) ->
     assert server.fake.rejected == 1 and server.fake.calls == 0  # one attempt, no retry
 
 
-def test_malformed_reply_is_not_retried(server: Server, cfg: dict[str, Any]) -> None:
+def test_malformed_reply_is_not_retried(server: LLMServer, cfg: dict[str, Any]) -> None:
     server.fake.fail = lambda n: "broken"
     with pytest.raises(LLMError, match=r"item 'p00'.*malformed reply"):
         llm_keywords(reviews_for(1), {**cfg, "max_retries": 3})
@@ -253,7 +140,7 @@ def test_malformed_reply_is_not_retried(server: Server, cfg: dict[str, Any]) -> 
     assert cached_items(cfg, "keywords") == []
 
 
-def test_timeout_and_connection_refused(server: Server, cfg: dict[str, Any], free_port) -> None:
+def test_timeout_and_connection_refused(server: LLMServer, cfg: dict[str, Any], free_port) -> None:
     server.fake.fail = lambda n: "hang"
     with pytest.raises(LLMError, match=r"timed out after 0.1 s"):
         llm_summaries({"p0": "item00 a lamp"}, {**cfg, "timeout": 0.1, "max_retries": 0})
@@ -263,7 +150,7 @@ def test_timeout_and_connection_refused(server: Server, cfg: dict[str, Any], fre
 
 
 @pytest.mark.parametrize("style", ["fenced", "plain"])
-def test_fenced_and_plain_replies_are_parsed(server: Server, cfg: dict[str, Any], style) -> None:
+def test_fenced_and_plain_replies_are_parsed(server: LLMServer, cfg: dict[str, Any], style) -> None:
     server.fake.style = style
     result = llm_keywords(reviews_for(2), cfg)
     assert result["p01"] == ["item01", "sturdy", "drill"]
@@ -328,7 +215,7 @@ def test_missing_base_url_or_model_is_a_config_error(cfg: dict[str, Any], monkey
         llm_keywords({}, {**cfg, "batch_size": 0})
 
 
-def test_env_overrides_url_and_model(server: Server, cfg: dict[str, Any], monkeypatch) -> None:
+def test_env_overrides_url_and_model(server: LLMServer, cfg: dict[str, Any], monkeypatch) -> None:
     monkeypatch.setenv("SHELFLAB_LLM_URL", cfg["base_url"] + "/")
     monkeypatch.setenv("SHELFLAB_LLM_MODEL", "env-model")
     params = {k: v for k, v in cfg.items() if k not in ("base_url", "model")}
@@ -339,7 +226,7 @@ def test_env_overrides_url_and_model(server: Server, cfg: dict[str, Any], monkey
 # --------------------------------------------------------------------------- in the pipeline
 
 
-def test_enrichment_with_the_llm_backend(server: Server, cfg: dict[str, Any], tmp_path) -> None:
+def test_enrichment_with_the_llm_backend(server: LLMServer, cfg: dict[str, Any], tmp_path) -> None:
     """The review track's enrichment with `keywords.backend: llm` and `summaries: true`: the
     server's keywords and summaries land in the item text; a second run makes no call."""
     import polars as pl

@@ -6,7 +6,8 @@ config comes from a params.yaml section; `SHELFLAB_LLM_URL` / `SHELFLAB_LLM_MODE
 (never from params, never printed: errors redact it).
 
 `chat()` sends one `POST {base_url}/chat/completions` with `temperature: 0` and returns
-`choices[0].message.content`. It retries 429, 5xx, timeouts and connection errors with
+`choices[0].message.content`; `complete()` returns it with the reply's `usage` token counts
+(what cost accounting needs). Both retry 429, 5xx, timeouts and connection errors with
 exponential backoff (honouring `Retry-After`), never other 4xx, and raises `LLMError` naming the
 URL, the item and the HTTP status/reason.
 """
@@ -145,8 +146,25 @@ def _check_number(name: str, value: Any, *, minimum: float, integer: bool) -> No
         raise ConfigError(f"llm.{name} must be {kind} >= {minimum}, got {value!r}")
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One chat completion: its text, the retries it took and the server's token counts
+    (0 when the server sends no `usage`, as some local servers do)."""
+
+    content: str
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 def chat(cfg: LLMConfig, messages: list[dict[str, str]], *, item_id: str) -> tuple[str, int]:
-    """The reply text of one chat completion and the number of retries it took.
+    """The reply text of one chat completion and the number of retries it took."""
+    reply = complete(cfg, messages, item_id=item_id)
+    return reply.content, reply.retries
+
+
+def complete(cfg: LLMConfig, messages: list[dict[str, str]], *, item_id: str) -> Reply:
+    """One chat completion with its token counts.
 
     Raises LLMError (not retried: other 4xx and malformed replies; retried up to
     `max_retries` times: 429, 5xx, timeouts, connection errors)."""
@@ -156,7 +174,7 @@ def chat(cfg: LLMConfig, messages: list[dict[str, str]], *, item_id: str) -> tup
     data = json.dumps(body).encode("utf-8")
     for attempt in range(cfg.max_retries + 1):
         try:
-            return _parse_reply(cfg, _post(cfg, data, item_id), item_id), attempt
+            return replace(_parse_reply(cfg, _post(cfg, data, item_id), item_id), retries=attempt)
         except _Retryable as exc:
             if attempt == cfg.max_retries:
                 raise LLMError(
@@ -196,10 +214,11 @@ def _post(cfg: LLMConfig, data: bytes, item_id: str) -> bytes:
         raise _Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
 
 
-def _parse_reply(cfg: LLMConfig, raw: bytes, item_id: str) -> str:
-    """choices[0].message.content, or LLMError('malformed reply ...')."""
+def _parse_reply(cfg: LLMConfig, raw: bytes, item_id: str) -> Reply:
+    """choices[0].message.content and the usage counts, or LLMError('malformed reply ...')."""
     try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
+        body = json.loads(raw)
+        content = body["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         snippet = raw[:_BODY_SNIPPET].decode("utf-8", "replace")
         raise LLMError(
@@ -207,7 +226,16 @@ def _parse_reply(cfg: LLMConfig, raw: bytes, item_id: str) -> str:
         ) from None
     if not isinstance(content, str) or not content.strip():
         raise LLMError(cfg.url, item_id, f"malformed reply (empty content: {content!r})")
-    return content
+    usage = body.get("usage") if isinstance(body, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    return Reply(
+        content, 0, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    )
+
+
+def _count(value: Any) -> int:
+    """A token count from `usage`; anything but a non-negative integer counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _http_reason(exc: urllib.error.HTTPError) -> str:
