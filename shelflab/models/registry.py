@@ -32,6 +32,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "two_tower": "shelflab.models.two_tower:TwoTowerRetriever",
     "seq_rerank": "shelflab.models.seq_rerank:SequenceRerankRetriever",
     "mmoe": "shelflab.models.mmoe:MMoERetriever",
+    "llm_rerank": "shelflab.models.llm_rerank:LLMRerankRetriever",
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from shelflab.llm.batch import message_pair, plan_jobs, run_jobs
 from shelflab.llm.client import LLMConfig
+from shelflab.llm.replies import strip_fences
 
 T = TypeVar("T")
 
@@ -131,21 +132,9 @@ def _squash(text: Any) -> str:
 
 # --------------------------------------------------------------------------- reply parsing
 
-_FENCED = re.compile(r"```[\w+-]*[ \t]*\n?(.*?)```", re.S)
 _LABEL = re.compile(r"^\s*(keywords?|key phrases|summary)\s*:\s*", re.I)
 _BULLET = re.compile(r"^\s*(?:[-*•]+\s*|\d+[.)]\s+)")  # "- x", "2. x"; not "3.5 inch"
 _EDGE = " \t\"'`.,;:[]{}()"
-
-
-def strip_fences(reply: str) -> str:
-    """The body of the first ``` fenced block (an unclosed one too), else the reply stripped."""
-    text = reply.strip()
-    match = _FENCED.search(text)
-    if match:
-        return match.group(1).strip()
-    if text.startswith("```"):  # cut off before the closing fence
-        return text.split("\n", 1)[1].strip() if "\n" in text else ""
-    return text
 
 
 def parse_keywords(reply: str, max_keywords: int) -> list[str]:
