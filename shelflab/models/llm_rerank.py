@@ -40,7 +40,7 @@ class LLMRerankRetriever(Composite):
     family: ClassVar[str] = "llm_rerank"
     PARAMS: ClassVar[dict[str, Param]] = {
         "components": Param("models", {"bm25": {"family": "bm25"}}, help="the first stage"),
-        "first_stage": Param("str", "bm25"),
+        "first_stage": Param("str", None, nullable=True, help="default: the only component"),
         "candidates": Param("int", 20, min=2, help="first-stage items the LLM re-orders"),
         "base_url": Param("str", None, nullable=True, help="overridden by $SHELFLAB_LLM_URL"),
         "model": Param("str", None, nullable=True, help="overridden by $SHELFLAB_LLM_MODEL"),
@@ -70,9 +70,12 @@ class LLMRerankRetriever(Composite):
 
     @staticmethod
     def check_params(model: str, params: dict[str, Any]) -> None:
-        check_components(model, params, "llm_rerank", first_stage=True)
-        if len(params["components"]) != 1:
+        comps = params["components"]
+        if len(comps) != 1:
             raise ConfigError(f"model {model!r}: expected one component (the first stage)")
+        if params["first_stage"] is None:  # recorded in the saved spec
+            params["first_stage"] = next(iter(comps))
+        check_components(model, params, "llm_rerank", first_stage=True)
 
     @staticmethod
     def unavailable_reason(params: dict[str, Any]) -> str | None:

@@ -22,7 +22,7 @@ from shelflab.llm.rerank import parse_ranking, rerank_messages
             '{"ranking": [2, 9, 2, "x", 1]}',
             [1, 0, 2, 3],
             {"invented": 2, "duplicated": 1, "missing": 2},
-        ),  # fmt: skip
+        ),
         ('{"ranking": [0, 5]}', [0, 1, 2, 3], {"invented": 2, "missing": 4}),
         ("I cannot rank these products.", [0, 1, 2, 3], {"unparsable": 1}),
         ('{"ranking": []}', [0, 1, 2, 3], {"unparsable": 1}),
