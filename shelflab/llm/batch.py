@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from shelflab.llm.client import LLMConfig, LLMError, complete
 
 T = TypeVar("T")
 Messages = list[dict[str, str]]
+PROGRESS_EVERY = 5.0  # seconds between progress lines of a long run
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,17 @@ def run_jobs(
     valid: Callable[[Any], bool],
     *,
     strict: bool = True,
+    quiet_when_cached: bool = False,
 ) -> tuple[dict[str, Answer[T]], BatchStats, list[LLMError]]:
     """Answers by job key: cached keys from the cache, the rest requested in batches.
 
     `parse` turns a reply into the value cached (ValueError: a malformed reply, not retried);
     `valid` vets a cached value (an invalid one is re-requested). With `strict`, the first
     failure is raised after its batch (whose answers are already cached); otherwise all batches
-    run and the failures are returned, their jobs absent from the answers."""
+    run and the failures are returned, their jobs absent from the answers. A progress line is
+    printed at most every PROGRESS_EVERY seconds (and after the last batch or a failure);
+    `quiet_when_cached` drops the line of a call that needed no request (a model retrieving
+    one query at a time would print it per query)."""
     answers: dict[str, Answer[T]] = {}
     pending: list[Job] = []
     for job in jobs:
@@ -115,10 +121,12 @@ def run_jobs(
     stats = BatchStats(cached=len(answers))
     errors: list[LLMError] = []
     if not pending:
-        print(f"llm {task}: all {stats.cached} request(s) cached", flush=True)
+        if not quiet_when_cached:
+            print(f"llm {task}: all {stats.cached} request(s) cached", flush=True)
         return answers, stats, errors
     size = conf.batch_size
     n_batches = -(-len(pending) // size)
+    last_print = time.monotonic()
     with ThreadPoolExecutor(max_workers=size, thread_name_prefix="shelflab-llm") as pool:
         for b in range(n_batches):
             batch = pending[b * size : (b + 1) * size]
@@ -139,6 +147,10 @@ def run_jobs(
                 stats.completion_tokens += answer.completion_tokens
             stats.failed += len(failed)
             errors.extend(failed)
+            now = time.monotonic()
+            if not failed and b + 1 < n_batches and now - last_print < PROGRESS_EVERY:
+                continue
+            last_print = now
             note = f", {len(failed)} failed" if failed else ""
             print(
                 f"llm {task}: batch {b + 1}/{n_batches}: {stats.requested}/{len(pending)} "

@@ -160,7 +160,14 @@ class LLMRerankRetriever(Composite):
         jobs = plan_jobs(conf, TASK, PROMPT_VERSION, messages)
         strict = self.params["on_error"] == "raise"
         answers, stats, errors = run_jobs(
-            conf, TASK, PROMPT_VERSION, jobs, str, lambda v: isinstance(v, str), strict=strict
+            conf,
+            TASK,
+            PROMPT_VERSION,
+            jobs,
+            str,
+            lambda v: isinstance(v, str),
+            strict=strict,
+            quiet_when_cached=True,
         )
         if errors:
             print(f"{self.name}: {len(errors)} request(s) failed, first-stage order kept: "

@@ -128,18 +128,25 @@ def test_search_first_stage_and_diagnostics(llm_server, params, tmp_path) -> Non
     assert diag["llm.repairs.missing"] == 0 and diag["llm.repairs.unparsable"] == 0
 
 
-def test_second_run_is_all_cache_hits(next_item, params, llm_server, tmp_path) -> None:
+def test_second_run_is_all_cache_hits(next_item, params, llm_server, tmp_path, capsys) -> None:
     queries, train = next_item
-    first = built(params, train, tmp_path).retrieve(queries, 3)
+    params = {**params, "cost_per_1k_prompt_tokens": 1.0, "cost_per_1k_completion_tokens": 3.0}
+    model = built(params, train, tmp_path)
+    first = model.retrieve(queries, 3)
     calls = llm_server.fake.calls
     assert calls == queries.height
+    spent = model.diagnostics(queries, 3)
     again = built(params, train, tmp_path)  # a new process would start from the cache alone
+    capsys.readouterr()
     assert again.retrieve(queries, 3).equals(first)
     assert llm_server.fake.calls == calls  # zero requests
+    assert capsys.readouterr().out == ""  # no line per all-cached call (latency loops)
     diag = again.diagnostics(queries, 3)
     assert diag["llm.requests"] == 0 and diag["llm.cached"] == calls
-    assert diag["llm.cost"] == 0 and diag["llm.prompt_tokens"] == 0
-    assert diag["llm.cost_per_1000_queries"] == 0  # no prices set; tokens still come from cache
+    assert diag["llm.cost"] == 0 and diag["llm.prompt_tokens"] == 0  # nothing spent now
+    # the cache entries keep each reply's usage: the cost per 1,000 queries is still known
+    assert diag["llm.cost_per_1000_queries"] == pytest.approx(spent["llm.cost_per_1000_queries"])
+    assert spent["llm.cost_per_1000_queries"] == pytest.approx(1000 * spent["llm.cost"] / 4)
     assert len(list((Path(params["cache_dir"]) / "rerank").glob("*.json"))) == calls
 
 
