@@ -25,7 +25,7 @@ from shelflab.errors import ConfigError
 from shelflab.llm.batch import Answer, plan_jobs, run_jobs
 from shelflab.llm.client import ENV_MODEL, ENV_URL, LLMConfig
 from shelflab.llm.rerank import PROMPT_VERSION, REPAIRS, TASK, parse_ranking, rerank_messages
-from shelflab.models.base import empty_run
+from shelflab.models.base import TrainData, empty_run
 from shelflab.models.composite import Composite, check_components
 from shelflab.models.params import Param
 
@@ -96,19 +96,26 @@ class LLMRerankRetriever(Composite):
     def cache_dir(self) -> Path:
         return Path(self.params["cache_dir"] or Path(self.ctx.cache_dir) / "llm")
 
-    # --- index: the candidates' titles ------------------------------------------------
+    # --- fit / index: the catalog's titles --------------------------------------------
+    def fit(self, train: TrainData) -> None:
+        super().fit(train)
+        self.titles = dict(self._titles(train.items).iter_rows())  # until an index is opened
+
     def build_own_index(self, items: pl.DataFrame, index_dir: Path) -> None:
-        cut = self.params["max_title_chars"]
-        titles = items.select(
-            pl.col(ITEM_ID).cast(pl.String),
-            pl.col(TEXT).cast(pl.String).fill_null("").str.replace_all(r"\s+", " ")
-            .str.strip_chars().str.slice(0, cut).alias(TEXT),
-        )  # fmt: skip
+        titles = self._titles(items)
         write_parquet(titles, Path(index_dir) / TITLES_FILE)
         self.titles = dict(titles.iter_rows())
 
     def open_own_index(self, index_dir: Path) -> None:
         self.titles = dict(pl.read_parquet(Path(index_dir) / TITLES_FILE).iter_rows())
+
+    def _titles(self, items: pl.DataFrame) -> pl.DataFrame:
+        """item_id -> the start of its text, whitespace squashed (what the prompt shows)."""
+        text = pl.col(TEXT).cast(pl.String).fill_null("").str.replace_all(r"\s+", " ")
+        return items.select(
+            pl.col(ITEM_ID).cast(pl.String),
+            text.str.strip_chars().str.slice(0, self.params["max_title_chars"]).alias(TEXT),
+        )
 
     # --- retrieve -------------------------------------------------------------------
     def retrieve(self, queries: pl.DataFrame, k: int) -> pl.DataFrame:
@@ -147,9 +154,8 @@ class LLMRerankRetriever(Composite):
     def _messages(self, context: Any, items: list[str]) -> list[dict[str, str]]:
         titles = [self.titles.get(item) or item for item in items]
         if self.query_input == HISTORY:
-            history = [self.titles.get(h) or h for h in (context or [])][
-                -self.params["max_history"] :
-            ]
+            latest = list(context or [])[-self.params["max_history"] :]
+            history = [self.titles.get(h) or h for h in latest]
             return rerank_messages(titles, history=history, rationale=self.params["rationale"])
         return rerank_messages(titles, query=context or "", rationale=self.params["rationale"])
 
