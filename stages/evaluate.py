@@ -16,6 +16,7 @@ from shelflab.evaluation.plots import importance_plot, metric_at_k_plot
 from shelflab.layout import Layout
 from shelflab.pipeline.built import build_times, open_built_model
 from shelflab.pipeline.evaluate import evaluate_model
+from shelflab.pipeline.skipped import write_skipped_evaluation
 from shelflab.registry.pipeline_model import register_pipeline, registered_name
 from shelflab.registry.tracking import (
     data_hash,
@@ -37,6 +38,12 @@ def main(name: str) -> None:
         layout.splits,
     ]
     model = open_built_model(layout, name)
+    reason = type(model).unavailable_reason(model.params)
+    if reason is not None:  # e.g. an LLM reranker without an endpoint: never a hard failure
+        model.close()
+        write_skipped_evaluation(layout, name, reason)
+        print(f"evaluate@{name}: {reason}")
+        return
     try:
         report = evaluate_model(
             model,

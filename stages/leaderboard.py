@@ -9,6 +9,7 @@ from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_costs
 from shelflab.layout import Layout
+from shelflab.pipeline.skipped import is_skipped
 
 
 def main() -> None:
@@ -18,7 +19,7 @@ def main() -> None:
     per_query = {
         name: pl.read_parquet(layout.per_query(name)).filter(pl.col("split") == cfg["split"])
         for name in params["models"]
-        if layout.per_query(name).is_file()
+        if layout.per_query(name).is_file() and not _skipped(layout, name)
     }
     board = build_leaderboard(
         per_query,
@@ -41,6 +42,11 @@ def main() -> None:
         layout.root / "metrics" / "leaderboard.json",
     )
     print(format_leaderboard(board, "table"))
+
+
+def _skipped(layout: Layout, name: str) -> bool:
+    path = layout.model_metrics(name)
+    return path.is_file() and is_skipped(json.loads(path.read_text()))
 
 
 def _costs(layout: Layout, name: str) -> dict:

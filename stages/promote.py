@@ -7,6 +7,7 @@ from shelflab.atomic import write_json
 from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params, tracking_uri
 from shelflab.layout import Layout
+from shelflab.pipeline.skipped import is_skipped
 from shelflab.registry.pipeline_model import registered_name
 from shelflab.registry.promote import promote
 
@@ -19,6 +20,8 @@ def main() -> None:
     scores = {}
     for name in params["models"]:
         summary = json.loads(layout.model_metrics(name).read_text())
+        if is_skipped(summary):  # could not run here (e.g. no LLM endpoint): not a candidate
+            continue
         scores[name] = (summary[cfg["split"]][cfg["metric"]]["mean"], summary["_mlflow"])
     best = max(scores, key=lambda n: scores[n][0])
     info = scores[best][1]

@@ -172,5 +172,11 @@ class Retriever(ABC):
         against exact search); none by default."""
         return {}
 
+    @staticmethod
+    def unavailable_reason(params: dict[str, Any]) -> str | None:
+        """Why this model cannot run on this machine (e.g. no LLM endpoint), else None: the
+        evaluate stage then says so and records the model as skipped."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (temp copies, clients); the model cannot retrieve afterwards."""

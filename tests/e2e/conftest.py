@@ -40,6 +40,8 @@ def sh(
     manifests and the CLI all run the copy's code."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    for name in ("SHELFLAB_LLM_URL", "SHELFLAB_LLM_MODEL"):  # llm_rerank is skipped in the tests
+        env.pop(name, None)
     env.pop("PYTHONPATH", None)
     if code is not None:
         env["PYTHONPATH"] = str(code)
