@@ -10,14 +10,13 @@ order. Each repair is counted, so a model that answers badly shows in the diagno
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shelflab.llm.batch import Messages, message_pair
-from shelflab.llm.replies import strip_fences
+from shelflab.llm.replies import json_values, strip_fences
 
 TASK = "rerank"
 PROMPT_VERSION = "rerank-v1"  # bump when the prompt or the parsing changes: old entries miss
@@ -94,16 +93,7 @@ def parse_ranking(reply: str, n: int) -> Ranking:
 def _extract(text: str) -> tuple[list[Any] | None, str | None]:
     """(the ranking list, the rationale) a reply holds: JSON first (whole, or the outermost
     {...} or [...] in prose), then a run of numbers such as "3, 1, 2"."""
-    candidates = [text]
-    for left, right in ("{}", "[]"):
-        start, end = text.find(left), text.rfind(right)
-        if 0 <= start < end:
-            candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
+    for value in json_values(text, "{}[]"):
         if isinstance(value, list):
             return value, None
         if isinstance(value, dict):

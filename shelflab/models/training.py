@@ -32,6 +32,29 @@ def report_valid(ctx: ModelContext, step: int, value: float) -> None:
         hook(step, value)
 
 
+def record_validation(
+    model: Any,
+    epoch: int,
+    losses: list[float],
+    score: float,
+    start: float,
+    stopper: Any,
+    progress: Any,
+) -> bool:
+    """After an epoch's valid NDCG@10: the training-curve entry (`model.history_log`), the
+    tuner's hook, the progress line's field; True when early stopping (`stopper`) says stop."""
+    import time
+
+    import numpy as np
+
+    model.history_log.append({"epoch": epoch, "loss": float(np.mean(losses)),
+                              "valid_ndcg@10": score,
+                              "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+    report_valid(model.ctx, epoch, score)
+    progress.fields["valid_ndcg@10"] = score
+    return bool(stopper.update(epoch, score))
+
+
 def require_positive(qrels: pl.DataFrame | None, source: str, split: str) -> None:
     """Refuse a split with no (query, item) pair of grade > 0."""
     if qrels is None or qrels.height == 0 or not (qrels[GRADE].cast(pl.Float64) > 0).any():

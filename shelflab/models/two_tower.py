@@ -31,7 +31,7 @@ from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
-from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
+from shelflab.models.training import has_valid, record_validation, score_run, seed_everything
 from shelflab.timing import Progress
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,7 @@ class TwoTowerRetriever(SequentialRetriever):
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
             score = score_run(self._exact_run(valid[0], 10), valid[1], "ndcg@10")
-            self.history_log.append({"epoch": epoch, "loss": float(np.mean(losses)),
-                                     "valid_ndcg@10": score,
-                                     "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
-            report_valid(self.ctx, epoch, score)
-            progress.fields["valid_ndcg@10"] = score
-            if stopper.update(epoch, score):
+            if record_validation(self, epoch, losses, score, start, stopper, progress):
                 break
         progress.close()
         stopper.restore()  # the best valid weights (no valid split: the last ones)

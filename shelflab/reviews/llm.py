@@ -11,14 +11,13 @@ and only asks for the items still missing; items whose input is identical share 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from shelflab.llm.batch import message_pair, plan_jobs, run_jobs
 from shelflab.llm.client import LLMConfig
-from shelflab.llm.replies import strip_fences
+from shelflab.llm.replies import json_values, strip_fences
 
 T = TypeVar("T")
 
@@ -162,15 +161,7 @@ def parse_summary(reply: str) -> str:
 
 def _json_items(text: str) -> list[Any] | None:
     """The list a reply's JSON holds, or None when there is no usable JSON."""
-    candidates = [text]
-    start, end = text.find("["), text.rfind("]")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
+    for value in json_values(text):
         if isinstance(value, dict):  # {"keywords": [...]}
             value = next((v for v in value.values() if isinstance(v, list)), None)
         if isinstance(value, str):

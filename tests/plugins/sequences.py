@@ -49,3 +49,28 @@ def _save_index_open(model, items, tmp_path, ctx):
     model.save(tmp_path / "m")
     load(tmp_path / "m", ctx).build_index(items, tmp_path / "i")
     return open_model(tmp_path / "m", tmp_path / "i", ctx)
+
+
+@pytest.fixture(scope="session")
+def beauty_small(beauty_sample):
+    """600 users of the excerpt and the items they touch, as (TrainData, leave-one-out task):
+    MiniLM embeds ~2k texts, not 7.8k."""
+    import polars as pl
+
+    from shelflab.models.base import TrainData
+    from shelflab.protocols.leave_one_out import leave_one_out
+
+    seqs = beauty_sample.sequences.head(600)
+    task = leave_one_out(seqs)
+    used = seqs["items"].explode().unique()
+    items = beauty_sample.items.filter(pl.col("item_id").is_in(used.implode()))
+    return TrainData(items, *task.part("train"), *task.part("valid")), task
+
+
+@pytest.fixture(scope="session")
+def seq_ctx(tmp_path_factory):
+    """One model context for the next-item model tests: their MiniLM embeddings of the same
+    texts are cached once."""
+    from shelflab.models import ModelContext
+
+    return ModelContext(cache_dir=tmp_path_factory.mktemp("seq-cache"))

@@ -36,7 +36,7 @@ from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.mmoe.features import DENSE_FEATURES, dense_features, top_candidates
 from shelflab.models.params import Param
 from shelflab.models.sequential import SequentialRetriever, left_padded, training_sequences
-from shelflab.models.training import has_valid, report_valid, score_run, seed_everything
+from shelflab.models.training import has_valid, record_validation, score_run, seed_everything
 from shelflab.timing import Progress
 
 TASKS = ("next_item", "attribute")
@@ -153,12 +153,7 @@ class MMoERetriever(Composite):
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
             score = self._valid_ndcg(valid)
-            self.history_log.append({"epoch": epoch, "loss": float(np.mean(losses)),
-                                     "valid_ndcg@10": score,
-                                     "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
-            report_valid(self.ctx, epoch, score)
-            progress.fields["valid_ndcg@10"] = score
-            if stopper.update(epoch, score):
+            if record_validation(self, epoch, losses, score, start, stopper, progress):
                 break
         progress.close()
         stopper.restore()

@@ -2,7 +2,6 @@
 training on the real Beauty excerpt through the pipeline's life cycle (save, index, open)."""
 
 import numpy as np
-import polars as pl
 import pytest
 import scipy.sparse as sp
 import torch
@@ -55,30 +54,13 @@ def test_attribute_labels_by_hand():
 
 
 def test_params_are_checked():
-    ctx = ModelContext()
+    seq_ctx = ModelContext()
     with pytest.raises(ConfigError, match="tasks must start with 'next_item'"):
-        create("mmoe", {"tasks": ["attribute", "next_item"]}, ctx)
+        create("mmoe", {"tasks": ["attribute", "next_item"]}, seq_ctx)
     with pytest.raises(ConfigError, match="unknown task"):
-        create("mmoe", {"tasks": ["next_item", "rating_of_the_moon"]}, ctx)
+        create("mmoe", {"tasks": ["next_item", "rating_of_the_moon"]}, seq_ctx)
     with pytest.raises(ConfigError, match="item_to_item = 'two_tower'"):
-        create("mmoe", {"item_to_item": "two_tower"}, ctx)
-
-
-@pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    return ModelContext(cache_dir=tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
-def small(beauty_sample):
-    from shelflab.models.base import TrainData
-    from shelflab.protocols.leave_one_out import leave_one_out
-
-    seqs = beauty_sample.sequences.head(600)
-    task = leave_one_out(seqs)
-    used = seqs["items"].explode().unique()
-    items = beauty_sample.items.filter(pl.col("item_id").is_in(used.implode()))
-    return TrainData(items, *task.part("train"), *task.part("valid")), task
+        create("mmoe", {"item_to_item": "two_tower"}, seq_ctx)
 
 
 SPEC = {
@@ -93,15 +75,17 @@ SPEC = {
 }
 
 
-def test_mmoe_trains_round_trips_and_reranks_the_candidates(tmp_path, small, ctx, save_index_open):
-    train, task = small
+def test_mmoe_trains_round_trips_and_reranks_the_candidates(
+    tmp_path, beauty_small, seq_ctx, save_index_open
+):
+    train, task = beauty_small
     assert train.items["attributes"].list.len().sum() > 0  # the excerpt's brands/categories
-    model = create("mmoe", SPEC, ctx)
+    model = create("mmoe", SPEC, seq_ctx)
     model.fit(train)
     assert [h["epoch"] for h in model.history_log][:1] == [1]
     assert set(model.fit_valid) == {"next_item.ndcg_at_10", "attribute.auc"}
     assert 0.5 < model.fit_valid["attribute.auc"] <= 1.0  # the attribute task learned something
-    opened = save_index_open(model, train.items, tmp_path, ctx)
+    opened = save_index_open(model, train.items, tmp_path, seq_ctx)
     queries, _ = task.part("test")
     queries = queries.head(50)
     run = opened.retrieve(queries, 10)
@@ -109,7 +93,7 @@ def test_mmoe_trains_round_trips_and_reranks_the_candidates(tmp_path, small, ctx
     assert run.join(first, on=["query_id", "item_id"], how="anti").is_empty()
     assert run.group_by("query_id").len()["len"].max() == 10
     (tmp_path / "again").mkdir()
-    again = save_index_open(opened, train.items, tmp_path / "again", ctx)
+    again = save_index_open(opened, train.items, tmp_path / "again", seq_ctx)
     assert again.retrieve(queries, 10).equals(run)  # the saved weights score the same
     diag = opened.diagnostics(queries, 10)
     for gate in ("next_item", "attribute"):
@@ -120,9 +104,11 @@ def test_mmoe_trains_round_trips_and_reranks_the_candidates(tmp_path, small, ctx
     again.close()
 
 
-def test_single_task_single_gate_ablation(small, ctx):
-    train, _ = small
-    model = create("mmoe", {**SPEC, "tasks": ["next_item"], "gates": "shared", "epochs": 1}, ctx)
+def test_single_task_single_gate_ablation(beauty_small, seq_ctx):
+    train, _ = beauty_small
+    model = create(
+        "mmoe", {**SPEC, "tasks": ["next_item"], "gates": "shared", "epochs": 1}, seq_ctx
+    )
     model.fit(train)
     assert len(model.net.gates) == 1 and len(model.net.towers) == 1
     assert set(model.fit_valid) == {"next_item.ndcg_at_10"}

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from shelflab.evaluation.harness import evaluate
-from shelflab.models import ModelContext, create, load
+from shelflab.models import create, load
 from shelflab.models.rqvae import _collision_level, train_rqvae
 
 RQ = {"levels": 2, "codes": 8, "latent": 8, "hidden": [32, 16], "beta": 0.25, "lr": 1e-2,
@@ -41,30 +41,12 @@ def test_rqvae_ids_are_unique_and_separate_clusters():
     assert 0 < ids.stats["codebook_usage"][0] <= 1
 
 
-@pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    return ModelContext(cache_dir=tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
-def small(beauty_sample):
-    """600 users of the excerpt and the items they touch: MiniLM embeds ~2k texts, not 7.8k."""
-    from shelflab.models.base import TrainData
-    from shelflab.protocols.leave_one_out import leave_one_out
-
-    seqs = beauty_sample.sequences.head(600)
-    task = leave_one_out(seqs)
-    used = seqs["items"].explode().unique()
-    items = beauty_sample.items.filter(pl.col("item_id").is_in(used.implode()))
-    return TrainData(items, *task.part("train"), *task.part("valid")), task
-
-
-def test_semantic_sasrec_trains_and_round_trips(tmp_path, small, ctx):
-    beauty_train, beauty_task = small
+def test_semantic_sasrec_trains_and_round_trips(tmp_path, beauty_small, seq_ctx):
+    beauty_train, beauty_task = beauty_small
     spec = {"dim": 16, "layers": 1, "maxlen": 20, "epochs": 2, "eval_every": 1,
             "train_batch_size": 256, "lr": 0.005, "device": "cpu", "rq_epochs": 10,
             "codes": 32, "latent": 16, "rq_hidden": 64}  # fmt: skip
-    model = create("sasrec_semantic", spec, ctx)
+    model = create("sasrec_semantic", spec, seq_ctx)
     model.fit(beauty_train)
     stats = model.rq_stats
     assert model.codes.shape == (beauty_train.items.height, 4)
@@ -75,21 +57,21 @@ def test_semantic_sasrec_trains_and_round_trips(tmp_path, small, ctx):
     # items with the same codes (minus the collision level) share all but one embedding
     assert model.net.code_emb.weight.shape[0] == int((model.codes.max(0) + 1).sum())
     model.save(tmp_path)
-    again = load(tmp_path, ctx)
+    again = load(tmp_path, seq_ctx)
     queries, _ = beauty_task.part("test")
     hist = [model.encode(h) for h in queries["history"].head(10).to_list()]
     np.testing.assert_allclose(again.score(hist), model.score(hist), rtol=1e-5, atol=1e-5)
     assert again.diagnostics(queries, 10)["rqvae_collision_rate"] == stats["collision_rate"]
 
 
-def test_two_tower_chroma_matches_exact(tmp_path, small, ctx, save_index_open):
-    beauty_train, beauty_task = small
+def test_two_tower_chroma_matches_exact(tmp_path, beauty_small, seq_ctx, save_index_open):
+    beauty_train, beauty_task = beauty_small
     spec = {"dim": 32, "epochs": 2, "device": "cpu", "candidates": 100}
-    model = create("two_tower", spec, ctx)
+    model = create("two_tower", spec, seq_ctx)
     model.fit(beauty_train)
     assert [e["epoch"] for e in model.history_log] == [1, 2]
     assert model.history_log[1]["loss"] < model.history_log[0]["loss"]
-    opened = save_index_open(model, beauty_train.items, tmp_path, ctx)
+    opened = save_index_open(model, beauty_train.items, tmp_path, seq_ctx)
     queries, qrels = beauty_task.part("test")
     queries = queries.head(200)
     ann = opened.retrieve(queries, 20)
@@ -110,8 +92,8 @@ def test_two_tower_chroma_matches_exact(tmp_path, small, ctx, save_index_open):
     opened.close()
 
 
-def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx, save_index_open):
-    train, task = small
+def test_seq_rerank_reorders_the_candidates(tmp_path, beauty_small, seq_ctx, save_index_open):
+    train, task = beauty_small
     spec = {
         "components": {
             "two_tower": {"family": "two_tower", "dim": 32, "epochs": 1, "device": "cpu"},
@@ -120,9 +102,9 @@ def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx, save_index_ope
         "first_stage": "two_tower",
         "candidates": 30,
     }
-    model = create("seq_rerank", spec, ctx)
+    model = create("seq_rerank", spec, seq_ctx)
     model.fit(train)
-    opened = save_index_open(model, train.items, tmp_path, ctx)
+    opened = save_index_open(model, train.items, tmp_path, seq_ctx)
     queries, _ = task.part("test")
     queries = queries.head(50)
     run = opened.retrieve(queries, 10)
@@ -139,7 +121,7 @@ def test_seq_rerank_reorders_the_candidates(tmp_path, small, ctx, save_index_ope
     opened.close()
 
 
-def test_in_batch_loss_is_logq_corrected(small, ctx):
+def test_in_batch_loss_is_logq_corrected(beauty_small, seq_ctx):
     """The training loss is the in-batch softmax over cos / temperature - log(item frequency)
     (Yi et al. 2019: in-batch negatives come in proportion to popularity), an item repeated in
     the batch never a negative of itself; worked here in numpy from the towers' vectors."""
@@ -150,9 +132,9 @@ def test_in_batch_loss_is_logq_corrected(small, ctx):
 
     spec = {"family": "two_tower", "use_text": False, "epochs": 1, "device": "cpu",
             "temperature": 0.1}  # fmt: skip
-    model = create("two_tower", spec, ctx)
-    model.fit(small[0])  # eval mode after fit: no dropout
-    hist, target = _pairs([model.encode(s) for s in training_sequences(small[0])], 20)
+    model = create("two_tower", spec, seq_ctx)
+    model.fit(beauty_small[0])  # eval mode after fit: no dropout
+    hist, target = _pairs([model.encode(s) for s in training_sequences(beauty_small[0])], 20)
     freq = np.bincount(target, minlength=len(model.item_ids) + 1) / len(target)
     batch = np.argsort(-freq[target], kind="stable")[:64]  # popular targets: repeats in the batch
     h, t = hist[batch], target[batch]
