@@ -16,6 +16,7 @@ pytest_plugins = [
     "plugins.sequences",
     "plugins.postgres",
     "plugins.llm_server",
+    "plugins.relabel",
 ]
 
 quiet_environment()  # telemetry off, model hubs offline (as every shelflab entry point)

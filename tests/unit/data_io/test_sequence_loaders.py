@@ -5,6 +5,7 @@ import gzip
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from shelflab.data_io.sequences import (
@@ -114,7 +115,7 @@ def test_unisrec_rows_that_disagree(tmp_path):
     assert q.counts() == {R_DISAGREES: 1, R_NON_INTEGER: 1, R_NOT_IN_TEST: 1, R_UNKNOWN_ITEM: 2}
     by_reason = {r: (s, row) for s, row, r in q.table().select("source", "row", "reason").rows()}
     assert by_reason[R_DISAGREES][0].endswith("d.valid.inter.gz") and by_reason[R_DISAGREES][1] == 3
-    assert ds.items.row(0) == ("0", "first item") and ds.items.height == 6
+    assert ds.items.row(0) == ("0", "first item", []) and ds.items.height == 6
 
 
 def test_sequences_from_reviews_time_order_and_k_core():
@@ -149,3 +150,28 @@ def test_sequences_from_real_reviews(data_dir):
     item_counts = ds.sequences["items"].explode().value_counts()
     assert item_counts["count"].min() >= 5
     assert removed["k-core filter"] > 0 and ds.stats["users"] == ds.sequences.height
+
+
+def test_catalogs_keep_their_items_attributes(beauty_sample):
+    # S3-Rec: the attribute names of item2attributes (brands and categories); the item text is
+    # the same names joined
+    with_attrs = beauty_sample.items.filter(pl.col("attributes").list.len() > 0)
+    assert with_attrs.height > 0.9 * beauty_sample.items.height
+    for text, attrs in with_attrs.select("text", "attributes").head(50).iter_rows():
+        assert text == ", ".join(attrs)
+
+
+@pytest.mark.parametrize(
+    ("text", "attributes"),
+    [
+        ("Gorilla Glue, 8 ounce. Industrial & Scientific Tapes Adhesives. Gorilla. ",
+         ["Industrial & Scientific Tapes Adhesives", "Gorilla"]),
+        ("Dr. Who Mug. Kitchen Mugs. Acme.", ["Kitchen Mugs", "Acme"]),  # a '. ' in the title
+        ("Only a title", []),
+        ("", []),
+    ],
+)  # fmt: skip
+def test_unisrec_text_attributes(text, attributes):
+    from shelflab.data_io.unisrec import text_attributes
+
+    assert text_attributes(text) == attributes
