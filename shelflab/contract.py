@@ -155,11 +155,14 @@ def may_repeat(hashes: np.ndarray) -> bool:
     return bool((ordered[1:] == ordered[:-1]).any())
 
 
-def first_duplicate_pair(df: pl.DataFrame) -> int | None:
+def first_duplicate_pair(df: pl.DataFrame, pair: np.ndarray | None = None) -> int | None:
     """Index of the first row whose (query_id, item_id) occurs more than once, or None. Sorting
     64-bit hashes rules duplicates out several times faster than hashing the string pairs into a
-    table; only a repeated hash is confirmed on the strings."""
-    if not may_repeat(pair_hash(query_hash(df[QUERY_ID]), df[ITEM_ID])):
+    table; only a repeated hash is confirmed on the strings. `pair`: the rows' `pair_hash`
+    when the caller has it already."""
+    if pair is None:
+        pair = pair_hash(query_hash(df[QUERY_ID]), df[ITEM_ID])
+    if not may_repeat(pair):
         return None
     dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated()).to_series()
     return int(dup.arg_max()) if dup.any() else None
@@ -202,16 +205,14 @@ def check_run(df: pl.DataFrame, source: str = "run") -> CheckedRun:
     _first_null(df, [QUERY_ID, ITEM_ID, SCORE], source)
     _finite(df, SCORE, source)
     keys = Keys.of(df)
-    if keys.may_have_duplicates():
-        dup = df.select(pl.struct(QUERY_ID, ITEM_ID).is_duplicated()).to_series()
-        if dup.any():
-            i = int(dup.arg_max())
-            raise InputError(
-                f"duplicate (query_id, item_id) = ({df[QUERY_ID][i]!r}, {df[ITEM_ID][i]!r})",
-                path=source,
-                row=i + 1,
-                expected="each item at most once per query",
-            )
+    i = first_duplicate_pair(df, keys.pair)
+    if i is not None:
+        raise InputError(
+            f"duplicate (query_id, item_id) = ({df[QUERY_ID][i]!r}, {df[ITEM_ID][i]!r})",
+            path=source,
+            row=i + 1,
+            expected="each item at most once per query",
+        )
     return CheckedRun(df, keys)
 
 

@@ -88,8 +88,7 @@ def read_run_checked(path: str | Path) -> CheckedRun:
     _check_numbers(df, RANK, pl.Int64, path, "an integer rank")
     _check_numbers(df, SCORE, pl.Float64, path, "a number")
     keys = Keys.of(df)
-    if keys.may_have_duplicates():
-        _check_duplicates(df, path)
+    _check_duplicates(df, path, keys.pair)
     # the checks above are validate_run's, with file rows: no second pass over 5M rows
     return CheckedRun(df.select(QUERY_ID, ITEM_ID, SCORE, RANK), keys)
 
@@ -324,8 +323,8 @@ def _check_conflicts(df: pl.DataFrame, path: Path) -> None:
         )
 
 
-def _check_duplicates(df: pl.DataFrame, path: Path) -> None:
-    i = first_duplicate_pair(df)
+def _check_duplicates(df: pl.DataFrame, path: Path, pair: np.ndarray) -> None:
+    i = first_duplicate_pair(df, pair)
     if i is not None:
         df = _rows(df)
         q, d = df[QUERY_ID][i], df[ITEM_ID][i]

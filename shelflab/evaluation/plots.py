@@ -26,6 +26,29 @@ def metric_at_k_plot(curve: pl.DataFrame, title: str, out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    _save(fig, out)
+
+
+def placeholder_plot(text: str, out: Path) -> None:
+    """A plot holding only `text` (e.g. why a model was not evaluated), where a stage must
+    leave one."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(text, 70), ha="center", va="center", fontsize=9)
+    _save(fig, out)
+
+
+def _save(fig, out: Path) -> None:
+    """Write `fig` to `out` atomically (a temp file in the same folder, then renamed)."""
+    import matplotlib.pyplot as plt
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from shelflab.atomic import atomic_dir, write_json, write_parquet, write_text
+from shelflab.evaluation.plots import placeholder_plot
 from shelflab.layout import Layout
 
 SKIPPED = "skipped"
@@ -24,27 +25,9 @@ def write_skipped_evaluation(layout: Layout, name: str, reason: str) -> None:
     write_json({SKIPPED: reason}, layout.model_metrics(name))
     csv = layout.curve(name)
     write_text("k,recall\n", csv)
-    _placeholder_png(csv.with_suffix(".png"), f"{name}: {reason}")
+    placeholder_plot(f"{name}: {reason}", csv.with_suffix(".png"))
 
 
 def is_skipped(summary: dict[str, Any]) -> bool:
     """A model summary (metrics/models/<name>.json) written by `write_skipped_evaluation`."""
     return SKIPPED in summary
-
-
-def _placeholder_png(out, text: str) -> None:
-    import textwrap
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, textwrap.fill(text, 70), ha="center", va="center", fontsize=9)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)

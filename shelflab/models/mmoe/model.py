@@ -35,7 +35,12 @@ from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.mmoe.features import DENSE_FEATURES, dense_features, top_candidates
 from shelflab.models.params import Param
-from shelflab.models.sequential import SequentialRetriever, left_padded, training_sequences
+from shelflab.models.sequential import (
+    SequentialRetriever,
+    left_padded,
+    mask_history,
+    training_sequences,
+)
 from shelflab.models.training import has_valid, record_validation, score_run, seed_everything
 from shelflab.timing import Progress
 
@@ -183,7 +188,7 @@ class MMoERetriever(Composite):
         for s in range(0, len(histories), size):
             hist = histories[s : s + size]
             scores = np.array(first.score(hist), dtype=np.float64)
-            _mask(scores, hist)
+            mask_history(scores, hist)
             cand = top_candidates(scores, depth)
             ranks = np.arange(1, cand.shape[1] + 1, dtype=np.float64)[None].repeat(len(cand), 0)
             batch = self._arrays(hist, cand, ranks, scores, i2i)
@@ -337,12 +342,6 @@ class MMoERetriever(Composite):
         state = torch.load(Path(model_dir) / "mmoe.pt", map_location=self.device, weights_only=True)
         self.net.load_state_dict(state)
         self.net.to(self.device).eval()
-
-
-def _mask(scores: np.ndarray, histories: list[list[int]]) -> None:
-    from shelflab.models.sequential import mask_history
-
-    mask_history(scores, histories)
 
 
 def _run(qids, cand: np.ndarray, score: np.ndarray, item_ids: list[str], k: int) -> pl.DataFrame:
