@@ -172,6 +172,17 @@ class Retriever(ABC):
         against exact search); none by default."""
         return {}
 
+    def training_curve(self) -> dict[str, dict[int, float]]:
+        """Per-epoch series of an iterative trainer (series name -> {epoch: value}), logged to
+        MLflow as steps: each entry of `history_log` (loss, valid NDCG@10, seconds), if any."""
+        curve: dict[str, dict[int, float]] = {}
+        for entry in getattr(self, "history_log", None) or []:
+            for key, value in entry.items():
+                if key != "epoch" and isinstance(value, int | float):
+                    name = "fit_" + key.replace("@", "_at_")  # MLflow keys take no '@'
+                    curve.setdefault(name, {})[int(entry["epoch"])] = float(value)
+        return curve
+
     @staticmethod
     def unavailable_reason(params: dict[str, Any]) -> str | None:
         """Why this model cannot run on this machine (e.g. no LLM endpoint), else None: the

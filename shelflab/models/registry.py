@@ -33,6 +33,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "seq_rerank": "shelflab.models.seq_rerank:SequenceRerankRetriever",
     "mmoe": "shelflab.models.mmoe:MMoERetriever",
     "llm_rerank": "shelflab.models.llm_rerank:LLMRerankRetriever",
+    "tiger": "shelflab.models.tiger:TigerRetriever",
 }
 
 

@@ -17,22 +17,14 @@ import numpy as np
 from shelflab.models.base import ModelContext, TrainData
 from shelflab.models.params import Param
 from shelflab.models.sasrec import SASREC_PARAMS, SASRecRetriever
+from shelflab.models.semantic_ids import RQVAE_PARAMS, catalog_semantic_ids, rqvae_diagnostics
 
 
 class SemanticSASRecRetriever(SASRecRetriever):
     family: ClassVar[str] = "sasrec_semantic"
     PARAMS: ClassVar[dict[str, Param]] = {
         **SASREC_PARAMS,
-        "text_model": Param("str", "all-MiniLM-L6-v2", help="encoder of the item text"),
-        "text_max_seq_length": Param("int", 128, min=8),
-        "levels": Param("int", 3, min=1),
-        "codes": Param("int", 256, min=2, help="codebook size per level"),
-        "latent": Param("int", 32, min=2),
-        "rq_hidden": Param("int", 256, min=8, help="encoder widths: this and half of it"),
-        "rq_beta": Param("float", 0.25, min=0.0),
-        "rq_lr": Param("float", 1e-3, min=0.0),
-        "rq_epochs": Param("int", 200, min=1),
-        "rq_batch_size": Param("int", 1024, min=8),
+        **RQVAE_PARAMS,
         "add_id_embedding": Param("bool", False),
     }
 
@@ -42,19 +34,11 @@ class SemanticSASRecRetriever(SASRecRetriever):
         self.rq_stats: dict[str, Any] = {}
 
     def build_net(self, train: TrainData | None):
-        from shelflab.models.rqvae import train_rqvae
         from shelflab.models.sasrec_net import SemanticSASRecNet
 
         p = self.params
         if train is not None:
-            texts = _catalog_texts(train, self.item_ids)
-            emb = _embed(texts, p, self.ctx)
-            ids = train_rqvae(emb, {
-                "levels": p["levels"], "codes": p["codes"], "latent": p["latent"],
-                "hidden": [p["rq_hidden"], p["rq_hidden"] // 2], "beta": p["rq_beta"],
-                "lr": p["rq_lr"], "epochs": p["rq_epochs"], "batch_size": p["rq_batch_size"],
-                "seed": p["seed"],
-            })  # fmt: skip
+            ids = catalog_semantic_ids(train, self.item_ids, p, self.ctx, self.family)
             self.codes, self.rq_stats = ids.codes, ids.stats
         return SemanticSASRecNet(
             self.codes, p["maxlen"], p["dim"], p["layers"], p["heads"], p["dropout"],
@@ -73,29 +57,4 @@ class SemanticSASRecRetriever(SASRecRetriever):
         self.rq_stats = info.get("rqvae", {})
 
     def diagnostics(self, queries, k: int) -> dict[str, float]:
-        out = super().diagnostics(queries, k)
-        for key in ("collision_rate", "distinct_code_tuples", "max_items_per_tuple"):
-            if key in self.rq_stats:
-                out[f"rqvae_{key}"] = float(self.rq_stats[key])
-        for level, usage in enumerate(self.rq_stats.get("codebook_usage", [])):
-            out[f"rqvae_usage_level{level}"] = float(usage)
-        return out
-
-
-def _catalog_texts(train: TrainData, item_ids: list[str]) -> list[str]:
-    by_id = dict(zip(train.items["item_id"].cast(str).to_list(),
-                     train.items["text"].fill_null("").to_list(), strict=True))  # fmt: skip
-    # an item without text still needs a distinct input: its id
-    return [by_id.get(i) or f"item {i}" for i in item_ids]
-
-
-def _embed(texts: list[str], p: dict[str, Any], ctx: ModelContext) -> np.ndarray:
-    """MiniLM embeddings of the item texts, through the dense model's on-disk cache."""
-    from shelflab.models.dense import DenseRetriever
-    from shelflab.models.params import resolve_params
-
-    spec = {"model": p["text_model"], "max_seq_length": p["text_max_seq_length"],
-            "device": p["device"]}  # fmt: skip
-    name = "sasrec_semantic-text"
-    params = resolve_params(name, "dense", DenseRetriever.PARAMS, spec)
-    return DenseRetriever(name, params, ctx).embed_items(texts)
+        return super().diagnostics(queries, k) | rqvae_diagnostics(self.rq_stats)

@@ -83,9 +83,9 @@ class TwoTowerRetriever(SequentialRetriever):
         seed_everything(p["seed"])
         self.device = resolve_device(p["device"], self.ctx.device)
         if p["use_text"]:
-            from shelflab.models.sasrec_semantic import _catalog_texts, _embed
+            from shelflab.models.semantic_ids import catalog_text_embeddings
 
-            self.text_emb = _embed(_catalog_texts(train, self.item_ids), p, self.ctx)
+            self.text_emb = catalog_text_embeddings(train, self.item_ids, p, self.ctx, self.name)
         self.net = self._build().to(self.device)
         hist, target = _pairs(sequences, p["maxlen"])
         # in-batch negatives are drawn in proportion to popularity: without the logQ correction

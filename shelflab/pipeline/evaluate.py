@@ -27,18 +27,21 @@ class ModelReport:
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)  # metrics JSON
     mlflow_metrics: dict[str, float] = field(default_factory=dict)
     curve: pl.DataFrame | None = None  # k + one column per CURVE_METRICS (test split)
+    training_curve: dict[str, dict[int, float]] = field(default_factory=dict)  # step = epoch
 
     def per_query_table(self) -> pl.DataFrame:
         return pl.concat(self.per_query)
 
     def curve_steps(self) -> dict[str, dict[int, float]]:
+        """MLflow step series: metric@K of the test split (step = K) and the model's training
+        curve (step = epoch)."""
         if self.curve is None:
-            return {}
+            return dict(self.training_curve)
         ks = self.curve["k"].to_list()
         return {
             f"{CURVE_SPLIT}_{m}_at_k": dict(zip(ks, self.curve[m].to_list(), strict=True))
             for m in CURVE_METRICS
-        }
+        } | self.training_curve
 
 
 def evaluate_model(
@@ -50,7 +53,7 @@ def evaluate_model(
 ) -> ModelReport:
     """`cfg` is params.yaml `evaluate`: splits, k, metrics, curve_ks, relevance_threshold,
     bootstrap."""
-    report = ModelReport()
+    report = ModelReport(training_curve=model.training_curve())
     boot = cfg["bootstrap"]
     curve_metrics = [f"{m}@{k}" for m in CURVE_METRICS for k in cfg["curve_ks"]]
     for split in cfg["splits"]:

@@ -15,6 +15,7 @@ GROUPS = {
              "two_tower_itemknn"},
     "mmoe": {"mmoe"},
     "mmoe_single": {"mmoe_single"},
+    "tiger": {"tiger"},
 }  # fmt: skip
 
 

@@ -359,9 +359,9 @@ def _run(qids, cand: np.ndarray, score: np.ndarray, item_ids: list[str], k: int)
 
 
 def _item_text(train: TrainData, item_ids: list[str], p: dict[str, Any], ctx: Any) -> np.ndarray:
-    from shelflab.models.sasrec_semantic import _catalog_texts, _embed
+    from shelflab.models.semantic_ids import catalog_text_embeddings
 
-    return _embed(_catalog_texts(train, item_ids), p, ctx).astype(np.float32)
+    return catalog_text_embeddings(train, item_ids, p, ctx, "mmoe").astype(np.float32)
 
 
 def _attribute_matrix(train: TrainData, item_ids: list[str]):
