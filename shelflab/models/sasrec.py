@@ -35,7 +35,7 @@ from shelflab.models.sequential import (
 )
 from shelflab.models.training import (
     bucketed_batch_count,
-    has_valid,
+    early_stopping_split,
     length_bucketed_batches,
     report_valid,
     score_run,
@@ -103,7 +103,7 @@ class SASRecRetriever(SequentialRetriever):
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         data = _windows([s for s in sequences if len(s) >= 2], p["maxlen"])
         lengths = (data != 0).sum(axis=1)
-        valid = self._valid_set(train)
+        valid = early_stopping_split(train, p["eval_max_queries"], p["seed"])
         rng = np.random.default_rng(p["seed"])
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         start = time.perf_counter()
@@ -159,16 +159,6 @@ class SASRecRetriever(SequentialRetriever):
         loss.backward()
         opt.step()
         return float(loss.detach())
-
-    def _valid_set(self, train: TrainData):
-        if not has_valid(train):
-            return None
-        queries, qrels = train.valid_queries, train.valid_qrels
-        cap = self.params["eval_max_queries"]
-        if cap and queries.height > cap:
-            queries = queries.sample(cap, seed=self.params["seed"])
-            qrels = qrels.join(queries.select("query_id"), on="query_id", how="semi")
-        return queries, qrels
 
     def _valid_score(self, queries, qrels) -> float:
         self.net.eval()

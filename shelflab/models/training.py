@@ -73,6 +73,18 @@ def has_valid(train: TrainData) -> bool:
     return given
 
 
+def early_stopping_split(train: TrainData, cap: int, seed: int):
+    """The valid (queries, qrels) a trainer stops on: all of them, or `cap` users sampled with
+    `seed` (0: all); None without a valid split."""
+    if not has_valid(train):
+        return None
+    queries, qrels = train.valid_queries, train.valid_qrels
+    if cap and queries.height > cap:
+        queries = queries.sample(cap, seed=seed)
+        qrels = qrels.join(queries.select(QUERY_ID), on=QUERY_ID, how="semi")
+    return queries, qrels
+
+
 def judged_queries(queries: pl.DataFrame, qrels: pl.DataFrame) -> pl.DataFrame:
     """The queries (query_id, text as strings) that have at least one relevant judgment."""
     rel = qrels.filter(pl.col(GRADE).cast(pl.Float64) > 0)[QUERY_ID].cast(pl.String)

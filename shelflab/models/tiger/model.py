@@ -33,7 +33,7 @@ from shelflab.models.semantic_ids import RQVAE_PARAMS, catalog_semantic_ids, rqv
 from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
 from shelflab.models.training import (
     bucketed_batch_count,
-    has_valid,
+    early_stopping_split,
     length_bucketed_batches,
     record_validation,
     score_run,
@@ -109,7 +109,7 @@ class TigerRetriever(SequentialRetriever):
         history, target = _examples(sequences, p["maxlen"])
         lengths = (history != 0).sum(axis=1)
         opt = torch.optim.AdamW(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-        valid = self._valid_set(train)
+        valid = early_stopping_split(train, p["eval_max_queries"], p["seed"])
         rng = np.random.default_rng(p["seed"])
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         budget = p["max_train_minutes"] * 60
@@ -177,16 +177,6 @@ class TigerRetriever(SequentialRetriever):
         loss.backward()
         opt.step()
         return float(loss.detach())
-
-    def _valid_set(self, train: TrainData):
-        if not has_valid(train):
-            return None
-        queries, qrels = train.valid_queries, train.valid_qrels
-        cap = self.params["eval_max_queries"]
-        if cap and queries.height > cap:
-            queries = queries.sample(cap, seed=self.params["seed"])
-            qrels = qrels.join(queries.select("query_id"), on="query_id", how="semi")
-        return queries, qrels
 
     def _valid_score(self, queries, qrels) -> float:
         self.net.eval()
