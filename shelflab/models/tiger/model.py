@@ -145,6 +145,8 @@ class TigerRetriever(SequentialRetriever):
         }  # fmt: skip
 
     def _build(self) -> None:
+        import torch
+
         from shelflab.models.tiger.net import TigerNet
         from shelflab.models.tiger.trie import CodeTrie
 
@@ -153,8 +155,6 @@ class TigerRetriever(SequentialRetriever):
         self.net = TigerNet(self.trie.sizes, p["maxlen"], p["dim"], p["layers"], p["heads"],
                             p["dropout"], per_item=p["history_tokens"] == "item",
                             ).to(self.device)  # fmt: skip
-        import torch
-
         # row 0: the padding item (code -1 at every level)
         padded = np.concatenate([np.full((1, self.trie.depth), -1), self.codes])
         self._item_codes = torch.as_tensor(padded, device=self.device)
