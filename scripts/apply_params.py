@@ -18,6 +18,11 @@ and a key tagged `!drop` is removed (a model the profile does not run):
     models:
       sasrec_semantic: !drop
 
+Applying the same overlay again is a no-op for its `!drop` keys: the params file records each
+overlay applied to it in a `# applied: <file name>` line at its top, so a second `--full` run
+of scripts/run.sh does not stop on a model the first one removed, while a `!drop` of a key that
+was never there (a typo) is still refused.
+
     python scripts/apply_params.py params.thorough.yaml params.yaml
 """
 
@@ -56,22 +61,26 @@ def resolve(value, named: dict):
     return value
 
 
-def merge(base, overlay) -> None:
+APPLIED = "# applied: "
+
+
+def merge(base, overlay, reapplied: bool = False) -> None:
     """Overlay mappings merge into the params' key by key; one tagged `!replace` takes the
     place of the params' mapping whole (e.g. another dataset's drift batches); a key tagged
-    `!drop` is removed."""
+    `!drop` is removed (`reapplied`: the overlay was applied before, so it may be gone)."""
     for key, value in overlay.items():
         tag = getattr(getattr(value, "tag", None), "value", None)
         if tag == DROP:
-            if key not in base:
+            if key in base:
+                del base[key]
+            elif not reapplied:
                 sys.exit(f"apply_params: {key!r} tagged {DROP} is not in the params file")
-            del base[key]
             continue
         replace = tag == REPLACE
         if replace:
             value = CommentedMap(value)  # the same entries, without the tag
         if isinstance(value, Mapping) and isinstance(base.get(key), Mapping) and not replace:
-            merge(base[key], value)
+            merge(base[key], value, reapplied)
         else:
             base[key] = value
 
@@ -84,9 +93,14 @@ def main(overlay_file: str, params_file: str) -> int:
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
     )
     overlay = yaml.load(Path(overlay_file).read_text()) or {}
-    params = yaml.load(Path(params_file).read_text())
-    merge(params, resolve(overlay, anchors(params)))
+    text = Path(params_file).read_text()
+    mark = APPLIED + Path(overlay_file).name
+    reapplied = mark in text.splitlines()
+    params = yaml.load(text)
+    merge(params, resolve(overlay, anchors(params)), reapplied)
     with Path(params_file).open("w") as out:
+        if not reapplied:
+            out.write(mark + "\n")
         yaml.dump(params, out)
     print(f"{params_file}: applied {overlay_file}")
     return 0

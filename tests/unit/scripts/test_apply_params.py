@@ -96,6 +96,24 @@ def test_drop_tag_removes_the_key(tmp_path):
     assert "!drop" not in target.read_text()
 
 
+def test_applying_a_profile_twice_is_allowed_and_changes_nothing(tmp_path):
+    """A second `run.sh --full nextitem:beauty` meets a params.yaml whose sasrec_semantic the
+    first one dropped: that is no typo, and the result is the same params."""
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "tracks/nextitem/params.yaml").read_text())
+    overlay = REPO / "tracks/nextitem/params.full-beauty.yaml"
+    assert apply(overlay, target).returncode == 0
+    once = target.read_text()
+    assert once.startswith("# applied: params.full-beauty.yaml\n")
+    again = apply(overlay, target)
+    assert again.returncode == 0, again.stderr
+    assert target.read_text() == once
+    # another overlay that drops a key already gone is still refused
+    other = tmp_path / "other.yaml"
+    other.write_text("models:\n  sasrec_semantic: !drop\n")
+    assert apply(other, target).returncode == 1
+
+
 def test_drop_of_an_unknown_key_is_refused(tmp_path):
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "tracks/nextitem/params.yaml").read_text())
