@@ -30,7 +30,12 @@ from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.semantic_ids import RQVAE_PARAMS, catalog_semantic_ids, rqvae_diagnostics
-from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
+from shelflab.models.sequential import (
+    SEQUENCE_PARAMS,
+    SequentialRetriever,
+    cut_padding,
+    left_padded,
+)
 from shelflab.models.training import (
     bucketed_batch_count,
     early_stopping_split,
@@ -163,8 +168,7 @@ class TigerRetriever(SequentialRetriever):
         """left_padded item rows (0 = padding) -> (B, L, depth) codes, cut to the longest."""
         import torch
 
-        width = max(1, int((rows != 0).sum(axis=1).max(initial=0)))
-        return self._item_codes[torch.as_tensor(rows[:, -width:], device=self.device)]
+        return self._item_codes[torch.as_tensor(cut_padding(rows), device=self.device)]
 
     def _step(self, opt, history: np.ndarray, target: np.ndarray) -> float:
         import torch
