@@ -2,6 +2,7 @@
 
 - queries: query_id (str), text (str)            [next-item track later: history list[str]]
 - qrels:   query_id (str), item_id (str), grade (float; 0 = not relevant; unjudged = 0)
+           [next-item track from review files: + rating, a training label the harness ignores]
 - run:     query_id (str), item_id (str), score (float), rank (int, 1 = best)
 - items:   item_id (str), text (str) plus optional fields
 
@@ -27,6 +28,9 @@ QUERY_ID, ITEM_ID, TEXT, GRADE, SCORE, RANK = (
     "rank",
 )
 HISTORY = "history"  # next-item queries: the user's item ids, oldest first (instead of text)
+# review-file sequences: the star rating of each history item (a list aligned with the items),
+# and on qrels the rating the user gave the relevant item
+RATINGS, RATING = "ratings", "rating"
 
 QUERIES_SCHEMA = {QUERY_ID: pl.String, TEXT: pl.String}
 QRELS_SCHEMA = {QUERY_ID: pl.String, ITEM_ID: pl.String, GRADE: pl.Float64}

@@ -64,6 +64,8 @@ def main() -> None:
         "items": ds.items.height,
         "items_with_text": int((ds.items["text"] != "").sum()),
         "relabel_seed": relabel_seed,
+        # review files: the qrels carry the rating of each next item (the MMoE's rating task)
+        "rated": "ratings" in ds.sequences.columns,
         "interactions": int(lengths.sum()),
         "mean_sequence_length": round(float(lengths.mean() or 0.0), 3),
         "density": round(int(lengths.sum()) / max(1, users * ds.items.height), 6),

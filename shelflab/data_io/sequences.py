@@ -9,10 +9,11 @@ Inputs (plain or gzipped, detected from the magic bytes):
   titles.
 - **UniSRec format**: see `shelflab.data_io.unisrec`.
 - **Amazon 2018 reviews** (`sequences_from_reviews`): each user's reviewed items by time,
-  after an iterative k-core filter.
+  after an iterative k-core filter, with the star rating the user gave each.
 
-Outputs (`SequenceDataset`): `sequences` (user_id, items: list of item ids, oldest first) and
-`items` (item_id, text; text "" when the dataset has none), ids kept as strings.
+Outputs (`SequenceDataset`): `sequences` (user_id, items: list of item ids, oldest first; from
+review files also `ratings` (contract.RATINGS), the user's rating of each item, aligned with
+`items`) and `items` (item_id, text; text "" when the dataset has none), ids kept as strings.
 
 Lines that cannot be used go to the quarantine with their line number and one reason:
 `empty sequence`, `non-integer token`, `unknown item` (an id outside the item map, when one is
@@ -28,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from shelflab.contract import RATINGS
 from shelflab.data_io.amazon_common import Rejects, first_line, raw_lines
 from shelflab.data_io.csvutil import require_file
 from shelflab.errors import InputError
@@ -51,7 +53,7 @@ class SequenceDataset:
     """Sequences and item text of one dataset, with the loading stats."""
 
     name: str
-    sequences: pl.DataFrame  # SEQUENCE_SCHEMA
+    sequences: pl.DataFrame  # SEQUENCE_SCHEMA (+ RATINGS from review files)
     items: pl.DataFrame  # ITEM_TEXT_SCHEMA: the catalog (every item of the item map)
     stats: dict[str, Any] = field(default_factory=dict)
     # item_id -> source_item_id once relabelled (`data_io.relabel`); None: ids are the source's
@@ -176,12 +178,14 @@ def _stem(p: Path) -> str:
 def sequences_from_reviews(
     reviews: pl.DataFrame, *, k_core: int, name: str = "reviews"
 ) -> tuple[SequenceDataset, dict[str, int]]:
-    """Per-user sequences from a reviews table (`user_id`, `item_id`, `timestamp`, `row`):
-    each user's items by time (file order breaks ties), a user's repeat of the same item kept
-    once (first time), then an iterative k-core filter (users and items with >= k_core
-    interactions). Returns the dataset and the removed counts per reason."""
+    """Per-user sequences from a reviews table (`user_id`, `item_id`, `timestamp`, `row`, and
+    `rating` when known): each user's items by time (file order breaks ties), a user's repeat of
+    the same item kept once (first time, with that review's rating), then an iterative k-core
+    filter (users and items with >= k_core interactions). With `rating`, the sequences carry
+    RATINGS aligned with `items`. Returns the dataset and the removed counts per reason."""
+    rated = "rating" in reviews.columns
     inter = (
-        reviews.select("user_id", "item_id", "timestamp", "row")
+        reviews.select("user_id", "item_id", "timestamp", "row", *(["rating"] if rated else []))
         .sort("timestamp", "row")
         .unique(subset=["user_id", "item_id"], keep="first", maintain_order=True)
     )
@@ -197,11 +201,11 @@ def sequences_from_reviews(
             break
         inter = kept
     removed["k-core filter"] = before - inter.height
-    sequences = (
-        inter.group_by("user_id", maintain_order=True)
-        .agg(pl.col("item_id").alias("items"))
-        .sort("user_id")
-    )
+    lists = [pl.col("item_id").alias("items")]
+    if rated:
+        lists.append(pl.col("rating").cast(pl.Float64).alias(RATINGS))
+    sequences = inter.group_by("user_id", maintain_order=True).agg(lists).sort("user_id")
+    schema = {**SEQUENCE_SCHEMA, **({RATINGS: pl.List(pl.Float64)} if rated else {})}
     catalog = sorted(inter["item_id"].unique().to_list())
     items = pl.DataFrame({"item_id": catalog, "text": [""] * len(catalog)}, schema=ITEM_TEXT_SCHEMA)
     stats = {
@@ -212,7 +216,7 @@ def sequences_from_reviews(
         "items": len(catalog),
         "removed": removed,
     }
-    return SequenceDataset(name, sequences.cast(SEQUENCE_SCHEMA), items, stats), removed
+    return SequenceDataset(name, sequences.cast(schema), items, stats), removed
 
 
 def sniff_sequence_format(path: str | Path) -> str:

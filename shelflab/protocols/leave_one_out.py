@@ -13,7 +13,9 @@ items already in the query's history are excluded from the ranking by default
 (`exclude_history`, see `mask_history`), as in the S3-Rec / RecBole protocol, so a model is not
 rewarded or punished for repeats (Amazon 5-core sequences hold almost none).
 Users with fewer than `min_length` items are quarantined (`fewer than N items`), not dropped
-silently.
+silently. Sequences with a `ratings` column (review files: the star rating of each item) give
+qrels a `rating` column, the rating the user gave the relevant item: a label for models (the
+MMoE's rating task) that the harness does not read.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from shelflab.contract import RATING, RATINGS
 from shelflab.quarantine import Quarantine
 
 SPLITS = ("train", "valid", "test")
@@ -31,7 +34,7 @@ QUERY_SCHEMA = {"query_id": pl.String, "user_id": pl.String, "history": pl.List(
 @dataclass
 class LooTask:
     queries: pl.DataFrame  # query_id, user_id, history
-    qrels: pl.DataFrame  # query_id, item_id, grade
+    qrels: pl.DataFrame  # query_id, item_id, grade (+ rating, from rated sequences)
     splits: pl.DataFrame  # query_id, split
 
     def part(self, split: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -66,6 +69,7 @@ def leave_one_out(
             reason=f"fewer than {min_length} items",
         )
     seqs = sequences.filter(lengths >= min_length)
+    rated = RATINGS in seqs.columns
     frames = []
     for split, back in (("test", 1), ("valid", 2), ("train", 3)):
         n = pl.col("items").list.len()
@@ -76,11 +80,14 @@ def leave_one_out(
                 pl.col("items").list.slice(0, n - back).alias("history"),
                 pl.col("items").list.get(n - back).alias("item_id"),
                 pl.lit(split).alias("split"),
+                *([pl.col(RATINGS).list.get(n - back).alias(RATING)] if rated else []),
             )
         )
     table = pl.concat(frames)
     return LooTask(
         queries=table.select(list(QUERY_SCHEMA)).cast(QUERY_SCHEMA),
-        qrels=table.select("query_id", "item_id", pl.lit(1.0).alias("grade")),
+        qrels=table.select(
+            "query_id", "item_id", pl.lit(1.0).alias("grade"), *([RATING] if rated else [])
+        ),
         splits=table.select("query_id", "split"),
     )

@@ -6,7 +6,12 @@ the network (`net.MMoENet`) scores each (history, candidate) pair for several ta
   ranking task, and the score the run is ordered by);
 - `attribute`: does the candidate share a brand/category with the next item (per candidate,
   binary; labels from the catalog's `attributes` column, which the S3-Rec and UniSRec loaders
-  fill from item2attributes / the item text's brand and categories).
+  fill from item2attributes / the item text's brand and categories);
+- `rating`: the star rating the user gave the next item (review-file sequences: the qrels'
+  `rating` column). Only the candidate that is the next item has a label, (rating - lo) /
+  (hi - lo) over `rating_scale` (1-5 stars), learnt by soft binary cross-entropy: the
+  "satisfaction after engagement" pattern of YouTube's MMoE ranker (Zhao et al., RecSys 2019).
+  The predicted rating is lo + (hi - lo) * sigmoid(logit).
 Experts are shared; each task has its own gate and tower (`gates: shared`: one gate for all,
 the ablation). Training examples are the training users' last training item after the rest of
 their sequence, with the first stage's exact top `train_candidates` (its search index does not
@@ -14,7 +19,9 @@ exist during fit); serving re-scores its top `candidates` as its own search retu
 Early stopping on valid NDCG@10 through the harness, keeping the best weights.
 
 `diagnostics`: each gate's mean expert weights on the split's queries (`gate.<task>.e<i>`) and
-the per-task valid scores measured after training (`fit_valid.<task>.<metric>`).
+the per-task valid scores measured after training (`fit_valid.<task>.<metric>`: NDCG@10,
+attribute ROC AUC, rating RMSE and MAE in stars beside the RMSE of always predicting the
+training mean).
 """
 
 from __future__ import annotations
@@ -34,6 +41,14 @@ from shelflab.models.composite import Composite, check_components
 from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.mmoe.features import DENSE_FEATURES, dense_features, top_candidates
+from shelflab.models.mmoe.labels import (
+    attribute_matrix,
+    rating_labels,
+    rating_range,
+    rating_scores,
+    shares_attribute,
+    target_ratings,
+)
 from shelflab.models.params import Param
 from shelflab.models.sequential import (
     SequentialRetriever,
@@ -44,8 +59,7 @@ from shelflab.models.sequential import (
 from shelflab.models.training import has_valid, record_validation, score_run, seed_everything
 from shelflab.timing import Progress
 
-TASKS = ("next_item", "attribute")
-ATTRIBUTES = "attributes"  # catalog column: list of an item's brand/category names
+TASKS = ("next_item", "attribute", "rating")
 
 
 class MMoERetriever(Composite):
@@ -63,6 +77,9 @@ class MMoERetriever(Composite):
         "train_candidates": Param("int", 50, min=2, help="first-stage depth of a training user"),
         "tasks": Param("list[str]", ["next_item", "attribute"], help="next_item first"),
         "gates": Param("str", "per_task", choices=("per_task", "shared")),
+        "rating_scale": Param(
+            "list[float]", [1.0, 5.0], help="lowest and highest rating (rating task's labels)"
+        ),
         "aux_weight": Param("float", 0.5, min=0.0, help="loss weight of each task after the first"),
         "experts": Param("int", 4, min=1),
         "expert_dim": Param("int", 32, min=4),
@@ -92,6 +109,9 @@ class MMoERetriever(Composite):
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
             raise ConfigError(f"model {model!r}: unknown task(s) {unknown}; known: {TASKS}")
+        scale = params["rating_scale"]
+        if len(scale) != 2 or not scale[0] < scale[1]:
+            raise ConfigError(f"model {model!r}: rating_scale must be [lowest, highest]")
         i2i = params["item_to_item"]
         if i2i and (i2i not in params["components"] or i2i == params["first_stage"]):
             raise ConfigError(
@@ -107,6 +127,7 @@ class MMoERetriever(Composite):
         self.popularity: np.ndarray | None = None
         self.history_log: list[dict[str, float]] = []
         self.fit_valid: dict[str, float] = {}
+        self.ratings: dict[str, float] = {}  # lo, hi, mean of the training ratings
 
     @property
     def first(self) -> SequentialRetriever:
@@ -124,21 +145,31 @@ class MMoERetriever(Composite):
     def fit(self, train: TrainData) -> None:
         import torch
 
-        super().fit(train)  # the first stage and the item-to-item model
         p = self.params
+        rated = "rating" in p["tasks"]  # checked before the components' training
+        stars = target_ratings(train.train_queries, train.train_qrels) if rated else None
+        super().fit(train)  # the first stage and the item-to-item model
         seed_everything(p["seed"])
         self.device = resolve_device(p["device"], self.ctx.device)
         first = self.first
         n_items = len(first.item_ids)
-        sequences = [s for s in (first.encode(x) for x in training_sequences(train)) if len(s) > 1]
+        encoded = [first.encode(x) for x in training_sequences(train)]
+        keep = [i for i, s in enumerate(encoded) if len(s) > 1]
+        sequences = [encoded[i] for i in keep]
         counts = np.bincount([i for s in sequences for i in s], minlength=n_items)
         self.popularity = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)
         self.text_emb = _item_text(train, first.item_ids, p, self.ctx)
-        attrs = _attribute_matrix(train, first.item_ids) if "attribute" in p["tasks"] else None
+        attrs = attribute_matrix(train, first.item_ids) if "attribute" in p["tasks"] else None
+        ratings = None
+        if stars is not None:
+            ratings = [stars[i] for i in keep]
+            self.ratings = rating_range(ratings, *p["rating_scale"])
         examples = self._examples([s[:-1] for s in sequences], [s[-1] for s in sequences],
-                                  p["train_candidates"], attrs)  # fmt: skip
-        valid = self._valid_examples(train, attrs) if has_valid(train) else None
+                                  p["train_candidates"], attrs, ratings)  # fmt: skip
+        valid = self._valid_examples(train, attrs, rated) if has_valid(train) else None
         self.net = self._build().to(self.device)
+        if ratings is not None:
+            self._start_at_the_mean_rating()
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         rng = np.random.default_rng(p["seed"])
@@ -177,11 +208,28 @@ class MMoERetriever(Composite):
             dropout=p["dropout"],
         )  # fmt: skip
 
+    def _start_at_the_mean_rating(self) -> None:
+        """The rating tower's output bias at the logit of the training mean: it starts by
+        predicting the mean (the baseline its RMSE is compared with) instead of mid-scale,
+        which one label per user moves only slowly."""
+        import torch
+
+        lo, hi, mean = self.ratings["lo"], self.ratings["hi"], self.ratings["mean"]
+        prior = min(max((mean - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+        tower = self.net.towers[self.params["tasks"].index("rating")]
+        with torch.no_grad():
+            tower[-1].bias.fill_(float(np.log(prior / (1 - prior))))
+
     def _examples(
-        self, histories: list[list[int]], targets: list[int], depth: int, attrs: Any
+        self,
+        histories: list[list[int]],
+        targets: list[int],
+        depth: int,
+        attrs: Any,
+        ratings: list[float] | None = None,
     ) -> dict[str, np.ndarray]:
         """Arrays of the training (or valid) users: padded history, exact first-stage
-        candidates, their dense features and the task labels."""
+        candidates, their dense features and the task labels (NaN: no label)."""
         parts: dict[str, list[np.ndarray]] = {}
         first, i2i = self.first, self.i2i
         size = self.params["batch_size"]
@@ -195,7 +243,11 @@ class MMoERetriever(Composite):
             target = np.asarray(targets[s : s + size])
             batch["next_item"] = (cand == target[:, None]) & (cand >= 0)
             if attrs is not None:
-                batch["attribute"] = _shares_attribute(attrs, cand, target)
+                batch["attribute"] = shares_attribute(attrs, cand, target)
+            if ratings is not None:
+                batch["rating"] = rating_labels(
+                    batch["next_item"], ratings[s : s + size], self.ratings
+                )
             for k, v in batch.items():
                 parts.setdefault(k, []).append(v)
         return {k: np.concatenate(v) for k, v in parts.items()}
@@ -210,7 +262,7 @@ class MMoERetriever(Composite):
         )
         return {"hist": left_padded(hist, self.params["maxlen"]), "cand": cand, "dense": dense}
 
-    def _valid_examples(self, train: TrainData, attrs: Any) -> dict[str, Any]:
+    def _valid_examples(self, train: TrainData, attrs: Any, rated: bool) -> dict[str, Any]:
         first = self.first
         target_of = dict(
             train.valid_qrels.filter(pl.col(GRADE) > 0).select(QUERY_ID, ITEM_ID).iter_rows()
@@ -219,7 +271,10 @@ class MMoERetriever(Composite):
         qids = queries[QUERY_ID].cast(pl.String).to_list()
         hist = [first.encode(h or []) for h in queries[HISTORY].to_list()]
         target = [first.index_of.get(target_of[q], -1) for q in qids]
-        out: dict[str, Any] = self._examples(hist, target, self.params["candidates"], attrs)
+        ratings = target_ratings(queries, train.valid_qrels) if rated else None
+        out: dict[str, Any] = self._examples(
+            hist, target, self.params["candidates"], attrs, ratings
+        )
         out["qids"], out["qrels"] = qids, train.valid_qrels
         return out
 
@@ -236,8 +291,11 @@ class MMoERetriever(Composite):
             main = logits[..., 0].masked_fill(~valid, float("-inf"))[has_target]
             loss = F.cross_entropy(main, t["next_item"][has_target].float().argmax(dim=1))
         for j, task in enumerate(self.params["tasks"][1:], start=1):
-            bce = F.binary_cross_entropy_with_logits(logits[..., j][valid], t[task][valid].float())
-            loss = loss + self.params["aux_weight"] * bce
+            label = t[task].float()
+            has = valid & ~torch.isnan(label)  # rating: only the next item has a label
+            if has.any():
+                bce = F.binary_cross_entropy_with_logits(logits[..., j][has], label[has])
+                loss = loss + self.params["aux_weight"] * bce
         if not loss.requires_grad:  # one task, and no user of the batch has a label for it
             return 0.0
         opt.zero_grad()
@@ -270,13 +328,17 @@ class MMoERetriever(Composite):
 
     def _task_scores(self, valid: dict[str, Any]) -> dict[str, float]:
         """Each task's valid score: next_item NDCG@10 over the whole catalog (harness), the
-        other tasks' ROC AUC over the candidates."""
+        attribute task's ROC AUC over the candidates, the rating task's RMSE and MAE in stars
+        on the users whose next item is a candidate (and the RMSE of the training mean)."""
         from sklearn.metrics import roc_auc_score
 
         logits, _ = self._forward(valid)
         out = {"next_item.ndcg_at_10": self._valid_ndcg(valid)}  # MLflow names: no '@'
         mask = valid["cand"] >= 0
         for j, task in enumerate(self.params["tasks"][1:], start=1):
+            if task == "rating":
+                out.update(rating_scores(valid["rating"], logits[..., j], self.ratings))
+                continue
             y = valid[task][mask]
             if 0 < y.sum() < len(y):
                 out[f"{task}.auc"] = float(roc_auc_score(y, logits[..., j][mask]))
@@ -326,7 +388,10 @@ class MMoERetriever(Composite):
         np.save(Path(model_dir) / "text_embeddings.npy", self.text_emb)
         np.save(Path(model_dir) / "popularity.npy", self.popularity)
         (Path(model_dir) / "training.json").write_text(
-            json.dumps({"history": self.history_log, "fit_valid": self.fit_valid}, indent=2)
+            json.dumps(
+                {"history": self.history_log, "fit_valid": self.fit_valid, "ratings": self.ratings},
+                indent=2,
+            )
         )
 
     def load_extra(self, model_dir: Path) -> None:
@@ -338,6 +403,7 @@ class MMoERetriever(Composite):
         self.popularity = np.load(Path(model_dir) / "popularity.npy")
         info = json.loads((Path(model_dir) / "training.json").read_text())
         self.history_log, self.fit_valid = info["history"], info["fit_valid"]
+        self.ratings = info.get("ratings", {})
         self.net = self._build()
         state = torch.load(Path(model_dir) / "mmoe.pt", map_location=self.device, weights_only=True)
         self.net.load_state_dict(state)
@@ -362,35 +428,3 @@ def _item_text(train: TrainData, item_ids: list[str], p: dict[str, Any], ctx: An
     from shelflab.models.semantic_ids import catalog_text_embeddings
 
     return catalog_text_embeddings(train, item_ids, p, ctx, "mmoe").astype(np.float32)
-
-
-def _attribute_matrix(train: TrainData, item_ids: list[str]):
-    """(items x attributes) sparse 0/1 matrix from the catalog's `attributes` column."""
-    import scipy.sparse as sp
-
-    if ATTRIBUTES not in train.items.columns:
-        raise ConfigError(
-            "task 'attribute' needs the catalog's 'attributes' column (brand/category names), "
-            "which the s3rec and unisrec loaders fill; drop the task for this dataset"
-        )
-    by_id = dict(zip(train.items[ITEM_ID].cast(pl.String).to_list(),
-                     train.items[ATTRIBUTES].to_list(), strict=True))  # fmt: skip
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for r, item in enumerate(item_ids):
-        for a in by_id.get(item) or []:
-            rows.append(r)
-            cols.append(vocab.setdefault(a, len(vocab)))
-    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(item_ids), len(vocab) or 1))
-
-
-def _shares_attribute(attrs, cand: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(B, C) bool: candidate and target share an attribute (False for padding/unknown)."""
-    out = np.zeros(cand.shape, dtype=bool)
-    for r in range(len(cand)):
-        if target[r] < 0:
-            continue
-        ok = cand[r] >= 0
-        hits = attrs[cand[r][ok]] @ attrs[target[r]].T
-        out[r, ok] = np.asarray(hits.todense()).ravel() > 0
-    return out

@@ -138,6 +138,22 @@ def test_sequences_from_reviews_time_order_and_k_core():
     assert removed == {"repeated user-item": 1, "k-core filter": 0}
 
 
+def test_sequences_from_reviews_keep_each_items_rating():
+    # u1 reviews b twice: the first review (rating 2) is the one kept, like its place in time
+    reviews = pl.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u1", "u2"],
+            "item_id": ["b", "a", "c", "b", "a"],
+            "timestamp": [20, 10, 30, 40, 5],
+            "row": [1, 2, 3, 4, 5],
+            "rating": [2.0, 5.0, 4.0, 1.0, 3.0],
+        }
+    )
+    ds, _ = sequences_from_reviews(reviews, k_core=1)
+    assert ds.sequences.rows() == [("u1", ["a", "b", "c"], [5.0, 2.0, 4.0]), ("u2", ["a"], [3.0])]
+    assert ds.sequences.schema["ratings"] == pl.List(pl.Float64)
+
+
 def test_sequences_from_real_reviews(data_dir):
     from shelflab.data_io.amazon import load_reviews
 
@@ -150,6 +166,8 @@ def test_sequences_from_real_reviews(data_dir):
     item_counts = ds.sequences["items"].explode().value_counts()
     assert item_counts["count"].min() >= 5
     assert removed["k-core filter"] > 0 and ds.stats["users"] == ds.sequences.height
+    assert (ds.sequences["items"].list.len() == ds.sequences["ratings"].list.len()).all()
+    assert set(ds.sequences["ratings"].explode().unique()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 
 
 def test_catalogs_keep_their_items_attributes(beauty_sample):

@@ -1,7 +1,11 @@
-"""mmoe: the network's gates, candidates and pair features by hand, the attribute labels, and
-training on the real Beauty excerpt through the pipeline's life cycle (save, index, open)."""
+"""mmoe: the network's gates, candidates and pair features by hand, the attribute and rating
+labels and scores, training on the real Beauty excerpt through the pipeline's life cycle (save,
+index, open), and the rating task on the real All_Beauty review excerpt."""
+
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 import torch
@@ -9,7 +13,13 @@ import torch
 from shelflab.errors import ConfigError
 from shelflab.models import ModelContext, create
 from shelflab.models.mmoe.features import DENSE_FEATURES, dense_features, top_candidates
-from shelflab.models.mmoe.model import _shares_attribute
+from shelflab.models.mmoe.labels import (
+    rating_labels,
+    rating_range,
+    rating_scores,
+    shares_attribute,
+    target_ratings,
+)
 from shelflab.models.mmoe.net import MMoENet
 
 
@@ -49,8 +59,42 @@ def test_attribute_labels_by_hand():
     # items 0..3 with attributes {A}, {A, B}, {C}, {}
     attrs = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float))
     cand = np.array([[0, 1, 2, -1], [3, 2, 0, 1]])
-    got = _shares_attribute(attrs, cand, np.array([1, 3]))
+    got = shares_attribute(attrs, cand, np.array([1, 3]))
     assert got.tolist() == [[True, True, False, False], [False, False, False, False]]
+
+
+def test_rating_labels_and_scores_by_hand():
+    scale = rating_range([1.0, 5.0, float("nan"), 3.0], 1.0, 5.0)
+    assert scale == {"lo": 1.0, "hi": 5.0, "mean": 3.0}  # the missing rating plays no part
+    with pytest.raises(
+        ConfigError, match=r"1 training rating\(s\) outside rating_scale \[1, 5\], e.g. 10"
+    ):
+        rating_range([10.0, 5.0], 1.0, 5.0)
+    # row 0: the next item is the second candidate; row 1: the first stage missed it
+    is_next = np.array([[False, True, False], [False, False, False]])
+    got = rating_labels(is_next, [4.0, 2.0], scale)
+    np.testing.assert_array_equal(np.isnan(got), [[True, False, True], [True, True, True]])
+    assert got[0, 1] == pytest.approx(0.75)  # (4 - 1) / (5 - 1)
+    # a logit of 0 predicts the middle of the scale, 3 stars; the truth is 4 and 2
+    labels = np.array([[np.nan, 0.75], [0.25, np.nan]])
+    out = rating_scores(labels, np.zeros((2, 2)), scale)
+    assert out == {"rating.rmse": 1.0, "rating.mae": 1.0, "rating.rmse_train_mean": 1.0,
+                   "rating.users": 2.0}  # fmt: skip
+    out = rating_scores(labels, np.array([[9.0, np.log(3.0)], [-np.log(3.0), 9.0]]), scale)
+    assert out["rating.rmse"] == pytest.approx(0.0) and out["rating.mae"] == pytest.approx(0.0)
+    assert rating_scores(np.full((1, 2), np.nan), np.zeros((1, 2)), scale) == {}
+
+
+def test_target_ratings_follow_the_training_sequences_order():
+    queries = pl.DataFrame({"query_id": ["u2@train", "u1@train", "u3@train"]})
+    qrels = pl.DataFrame(
+        {"query_id": ["u1@train", "u2@train", "u9@train"], "item_id": ["a", "b", "c"],
+         "grade": [1.0, 1.0, 1.0], "rating": [4.0, None, 1.0]}
+    )  # fmt: skip
+    got = target_ratings(queries, qrels)  # u3 has no qrel: left out, as training_sequences does
+    assert len(got) == 2 and np.isnan(got[0]) and got[1] == 4.0
+    with pytest.raises(ConfigError, match="task 'rating' needs the rating"):
+        target_ratings(queries, qrels.drop("rating"))
 
 
 def test_params_are_checked():
@@ -112,3 +156,58 @@ def test_single_task_single_gate_ablation(beauty_small, seq_ctx):
     model.fit(train)
     assert len(model.net.gates) == 1 and len(model.net.towers) == 1
     assert set(model.fit_valid) == {"next_item.ndcg_at_10"}
+
+
+REVIEWS = Path(__file__).parents[3] / "data" / "sample" / "amazon"
+
+
+@pytest.fixture(scope="module")
+def all_beauty_reviews():
+    """Review-file sequences of the real All_Beauty excerpt (k-core 1: 118 users with 3+ items):
+    TrainData whose qrels carry the rating of each next item."""
+    from shelflab.data_io.sequence_dataset import load_sequence_dataset
+    from shelflab.models.base import TrainData
+    from shelflab.protocols.leave_one_out import leave_one_out
+    from shelflab.quarantine import Quarantine
+
+    ds = load_sequence_dataset("amazon_reviews", REVIEWS, sequences="All_Beauty_5.sample.json.gz",
+                               k_core=1, quarantine=Quarantine(), relabel_seed=0)  # fmt: skip
+    task = leave_one_out(ds.sequences, quarantine=Quarantine())
+    return TrainData(ds.items, *task.part("train"), *task.part("valid")), task
+
+
+def test_rating_task_on_real_review_sequences(
+    tmp_path, all_beauty_reviews, seq_ctx, save_index_open
+):
+    train, task = all_beauty_reviews
+    assert train.train_qrels["rating"].is_between(1.0, 5.0).all()
+    spec = {**SPEC, "tasks": ["next_item", "rating"], "item_to_item": "", "epochs": 4,
+            "candidates": 20, "train_candidates": 20}  # fmt: skip
+    spec["components"] = {"two_tower": SPEC["components"]["two_tower"]}
+    model = create("mmoe", spec, seq_ctx)
+    model.fit(train)
+    assert model.ratings["lo"] >= 1.0 and model.ratings["hi"] <= 5.0
+    fit = model.fit_valid
+    assert {"next_item.ndcg_at_10", "rating.rmse", "rating.mae", "rating.rmse_train_mean"} <= set(
+        fit
+    )
+    assert 0 < fit["rating.users"] <= train.valid_queries.height
+    assert 0.0 <= fit["rating.mae"] <= fit["rating.rmse"] <= 4.0
+    # the tower starts at the training mean: not worse than it (mid-scale would be ~1.8 stars
+    # off on these mostly 5-star ratings)
+    assert fit["rating.rmse"] <= fit["rating.rmse_train_mean"] + 0.05
+    opened = save_index_open(model, train.items, tmp_path, seq_ctx)
+    assert opened.ratings == model.ratings
+    queries, _ = task.part("test")
+    diag = opened.diagnostics(queries, 10)
+    weights = [v for k, v in diag.items() if k.startswith("gate.rating.e")]
+    assert len(weights) == 4 and sum(weights) == pytest.approx(1.0)
+    assert diag["fit_valid.rating.rmse"] == fit["rating.rmse"]
+    opened.close()
+
+
+def test_rating_task_needs_rated_sequences(beauty_small, seq_ctx):
+    train, _ = beauty_small  # S3-Rec sequences: no ratings
+    spec = {**SPEC, "tasks": ["next_item", "rating"], "epochs": 1}
+    with pytest.raises(ConfigError, match="review-file sequences"):
+        create("mmoe", spec, seq_ctx).fit(train)

@@ -57,3 +57,20 @@ def test_mask_history():
     mask_history(scores, [[0, 5, 5], []])
     assert np.isneginf(scores[0, [0, 5]]).all() and np.isfinite(scores[0, 1:5]).all()
     assert np.isfinite(scores[1]).all()
+
+
+def test_rated_sequences_give_the_target_rating_on_the_qrels():
+    # review-file sequences carry each item's rating: a query's qrel gets its target's rating
+    rated = pl.DataFrame(
+        {"user_id": ["u1", "u2"], "items": [["a", "b", "c", "d"], ["x", "y"]],
+         "ratings": [[5.0, 3.0, 1.0, 4.0], [2.0, 2.0]]},
+        schema={"user_id": pl.String, "items": pl.List(pl.String), "ratings": pl.List(pl.Float64)},
+    )  # fmt: skip
+    q = Quarantine()
+    task = leave_one_out(rated, quarantine=q)
+    got = {r["query_id"]: (r["item_id"], r["rating"]) for r in task.qrels.iter_rows(named=True)}
+    assert got == {"u1@test": ("d", 4.0), "u1@valid": ("c", 1.0), "u1@train": ("b", 3.0)}
+    assert task.qrels["grade"].to_list() == [1.0] * 3  # the harness's grade stays binary
+    assert q.counts() == {"fewer than 3 items": 1}  # u2, with its ratings in the record
+    assert '"ratings":[2.0,2.0]' in q.table()["record"][0]
+    assert "rating" not in leave_one_out(seqs(u1="a b c")).qrels.columns
