@@ -11,7 +11,7 @@ import numpy as np
 
 from shelflab.models.base import TrainData
 from shelflab.models.params import Param
-from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever
+from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, item_counts
 
 
 class PopularityRetriever(SequentialRetriever):
@@ -25,8 +25,8 @@ class PopularityRetriever(SequentialRetriever):
 
     def fit_sequences(self, sequences: list[list[int]], train: TrainData) -> None:
         last_n = self.params["last_n"]
-        flat = [i for s in sequences for i in (s[-last_n:] if last_n else s)]
-        self.counts = np.bincount(np.asarray(flat, dtype=np.int64), minlength=len(self.item_ids))
+        counted = [s[-last_n:] for s in sequences] if last_n else sequences
+        self.counts = item_counts(counted, len(self.item_ids))
 
     def save_state(self, model_dir: Path) -> None:
         np.save(model_dir / "counts.npy", self.counts)

@@ -39,7 +39,7 @@ from shelflab.models.training import (
     length_bucketed_batches,
     report_valid,
     score_run,
-    seed_everything,
+    start_training,
 )
 from shelflab.timing import Progress
 
@@ -95,10 +95,7 @@ class SASRecRetriever(SequentialRetriever):
         import torch
 
         p = self.params
-        seed_everything(p["seed"])
-        if p["threads"]:
-            torch.set_num_threads(p["threads"])
-        self.device = resolve_device(p["device"], self.ctx.device)
+        self.device = start_training(p, self.ctx)
         self.net = self.build_net(train).to(self.device)
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         data = _windows([s for s in sequences if len(s) >= 2], p["maxlen"])

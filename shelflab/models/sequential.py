@@ -32,6 +32,12 @@ SEQUENCE_PARAMS: dict[str, Param] = {
 }
 
 
+def item_counts(sequences: list[list[int]], n_items: int) -> np.ndarray:
+    """(n_items,) int64: how often each item index occurs in `sequences` (repeats count)."""
+    flat = np.fromiter((i for s in sequences for i in s), dtype=np.int64)
+    return np.bincount(flat, minlength=n_items)
+
+
 def left_padded(sequences: list[list[int]], width: int) -> np.ndarray:
     """Each sequence's last `width` column indices + 1, right-aligned in a row of zeros (0 is
     the padding token of the neural models)."""

@@ -167,6 +167,20 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def start_training(params: Mapping[str, Any], ctx: ModelContext) -> str:
+    """What every torch trainer does first: seed the RNGs (`seed`), set torch's CPU threads
+    (`threads` where the family has it; 0 = torch's default) and pick the device (`device`,
+    "auto" = the context's). Returns the device."""
+    import torch
+
+    from shelflab.models.device import resolve_device
+
+    seed_everything(params["seed"])
+    if params.get("threads"):
+        torch.set_num_threads(params["threads"])
+    return resolve_device(params["device"], ctx.device)
+
+
 POOL_BATCHES = 16  # batches sorted by length together (length_bucketed_batches)
 
 

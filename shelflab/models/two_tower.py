@@ -31,7 +31,7 @@ from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
 from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
-from shelflab.models.training import has_valid, record_validation, score_run, seed_everything
+from shelflab.models.training import has_valid, record_validation, score_run, start_training
 from shelflab.timing import Progress
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,7 @@ class TwoTowerRetriever(SequentialRetriever):
         import torch
 
         p = self.params
-        seed_everything(p["seed"])
-        self.device = resolve_device(p["device"], self.ctx.device)
+        self.device = start_training(p, self.ctx)
         if p["use_text"]:
             from shelflab.models.semantic_ids import catalog_text_embeddings
 

@@ -52,11 +52,12 @@ from shelflab.models.mmoe.labels import (
 from shelflab.models.params import Param
 from shelflab.models.sequential import (
     SequentialRetriever,
+    item_counts,
     left_padded,
     mask_history,
     training_sequences,
 )
-from shelflab.models.training import has_valid, record_validation, score_run, seed_everything
+from shelflab.models.training import has_valid, record_validation, score_run, start_training
 from shelflab.timing import Progress
 
 TASKS = ("next_item", "attribute", "rating")
@@ -149,14 +150,13 @@ class MMoERetriever(Composite):
         rated = "rating" in p["tasks"]  # checked before the components' training
         stars = target_ratings(train.train_queries, train.train_qrels) if rated else None
         super().fit(train)  # the first stage and the item-to-item model
-        seed_everything(p["seed"])
-        self.device = resolve_device(p["device"], self.ctx.device)
+        self.device = start_training(p, self.ctx)
         first = self.first
         n_items = len(first.item_ids)
         encoded = [first.encode(x) for x in training_sequences(train)]
         keep = [i for i, s in enumerate(encoded) if len(s) > 1]
         sequences = [encoded[i] for i in keep]
-        counts = np.bincount([i for s in sequences for i in s], minlength=n_items)
+        counts = item_counts(sequences, n_items)
         self.popularity = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)
         self.text_emb = _item_text(train, first.item_ids, p, self.ctx)
         attrs = attribute_matrix(train, first.item_ids) if "attribute" in p["tasks"] else None

@@ -34,6 +34,7 @@ from shelflab.models.sequential import (
     SEQUENCE_PARAMS,
     SequentialRetriever,
     cut_padding,
+    item_counts,
     left_padded,
 )
 from shelflab.models.training import (
@@ -42,7 +43,7 @@ from shelflab.models.training import (
     length_bucketed_batches,
     record_validation,
     score_run,
-    seed_everything,
+    start_training,
 )
 from shelflab.timing import Progress
 
@@ -100,15 +101,11 @@ class TigerRetriever(SequentialRetriever):
         import torch
 
         p = self.params
-        seed_everything(p["seed"])
-        if p["threads"]:
-            torch.set_num_threads(p["threads"])
-        self.device = resolve_device(p["device"], self.ctx.device)
+        self.device = start_training(p, self.ctx)
         log.info("%s: training on %s", self.name, self.device)
         ids = catalog_semantic_ids(train, self.item_ids, p, self.ctx, self.family)
         self.codes, self.rq_stats = ids.codes, ids.stats
-        counts = np.bincount(np.concatenate([np.asarray(s) for s in sequences] or [[]]).astype(
-            np.int64), minlength=len(self.item_ids))  # fmt: skip
+        counts = item_counts(sequences, len(self.item_ids))
         self.popularity = counts / max(1, counts.max(initial=0))
         self._build()
         history, target = _examples(sequences, p["maxlen"])

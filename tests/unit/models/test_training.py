@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 
+from shelflab.models import ModelContext
+from shelflab.models.sequential import item_counts
 from shelflab.models.training import (
     POOL_BATCHES,
     bucketed_batch_count,
     length_bucketed_batches,
+    start_training,
 )
 
 pytestmark = pytest.mark.unit
@@ -35,3 +38,23 @@ def test_same_seed_same_batches():
     a = length_bucketed_batches(lengths, 8, np.random.default_rng(5))
     b = length_bucketed_batches(lengths, 8, np.random.default_rng(5))
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_item_counts_by_hand():
+    assert item_counts([[0, 2, 2], [2], []], 4).tolist() == [1, 0, 3, 0]
+    assert item_counts([], 3).tolist() == [0, 0, 0]
+
+
+def test_start_training_seeds_sets_threads_and_picks_the_device():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        device = start_training({"seed": 7, "threads": 1, "device": "cpu"}, ModelContext())
+        first = torch.rand(3)
+        assert device == "cpu" and torch.get_num_threads() == 1
+        start_training({"seed": 7, "device": "auto"}, ModelContext(device="cpu"))
+        assert torch.equal(torch.rand(3), first)  # the same seed, the same draws
+        assert torch.get_num_threads() == 1  # no `threads` param: left as it is
+    finally:
+        torch.set_num_threads(before)
