@@ -38,8 +38,8 @@ from shelflab.models.training import (
     early_stopping_split,
     length_bucketed_batches,
     report_valid,
-    score_run,
     start_training,
+    valid_ndcg,
 )
 from shelflab.timing import Progress
 
@@ -118,7 +118,7 @@ class SASRecRetriever(SequentialRetriever):
                 progress.update(1, epoch=epoch, loss=losses[-1])
             if valid is None or (epoch % p["eval_every"] and epoch != p["epochs"]):
                 continue
-            score = self._valid_score(*valid)
+            score = valid_ndcg(self, *valid)
             self.history_log.append(
                 {"epoch": epoch, "loss": float(np.mean(losses)), "valid_ndcg@10": score,
                  "seconds": round(time.perf_counter() - start, 1)}
@@ -156,10 +156,6 @@ class SASRecRetriever(SequentialRetriever):
         loss.backward()
         opt.step()
         return float(loss.detach())
-
-    def _valid_score(self, queries, qrels) -> float:
-        self.net.eval()
-        return score_run(self.retrieve(queries, 10), qrels, "ndcg@10")
 
     # --- scoring ------------------------------------------------------------------
     def score(self, histories: list[list[int]]) -> np.ndarray:

@@ -167,6 +167,13 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def valid_ndcg(model: Retriever, queries: pl.DataFrame, qrels: pl.DataFrame) -> float:
+    """NDCG@10 of `model`'s run on early-stopping queries, its network (`net`) in eval mode
+    (the trainer switches it back to train mode)."""
+    model.net.eval()  # type: ignore[attr-defined]
+    return score_run(model.retrieve(queries, 10), qrels, "ndcg@10")
+
+
 def start_training(params: Mapping[str, Any], ctx: ModelContext) -> str:
     """What every torch trainer does first: seed the RNGs (`seed`), set torch's CPU threads
     (`threads` where the family has it; 0 = torch's default) and pick the device (`device`,

@@ -42,8 +42,8 @@ from shelflab.models.training import (
     early_stopping_split,
     length_bucketed_batches,
     record_validation,
-    score_run,
     start_training,
+    valid_ndcg,
 )
 from shelflab.timing import Progress
 
@@ -130,7 +130,7 @@ class TigerRetriever(SequentialRetriever):
                     break
             last = epoch == p["epochs"] or out_of_time
             if valid is not None and (epoch % p["eval_every"] == 0 or last):
-                score = self._valid_score(*valid)
+                score = valid_ndcg(self, *valid)
                 if record_validation(self, epoch, losses, score, start, stopper, progress):
                     break
             if out_of_time:
@@ -178,10 +178,6 @@ class TigerRetriever(SequentialRetriever):
         loss.backward()
         opt.step()
         return float(loss.detach())
-
-    def _valid_score(self, queries, qrels) -> float:
-        self.net.eval()
-        return score_run(self.retrieve(queries, 10), qrels, "ndcg@10")
 
     def _unconstrained_invalid_rate(self, valid) -> float | None:
         """Share of greedy, unconstrained decodes of the valid histories that are no item's
