@@ -1,8 +1,10 @@
 """Where a study lives and which study it is: storage URLs, the study name (a hash of all that
-defines the search, not of the budget), and the clean-up `resume` does after a killed process."""
+defines the search, not of the budget, including the code that runs the trials), and the
+clean-up `resume` does after a killed process."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -52,6 +54,24 @@ def data_fingerprint(data: TrainData) -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of the shelflab package's Python sources. Part of the study name: trials that
+    other code ran belong to another study, so resuming after a code change (a `dvc repro`
+    re-running tune@<model> because its imports changed) tunes again instead of counting the
+    old trials toward the budget."""
+    return source_digest(Path(__file__).resolve().parents[1])
+
+
+def source_digest(folder: Path) -> str:
+    """16 hex digits over the names and bytes of the .py files under `folder`."""
+    digest = hashlib.sha1()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def study_name_for(
     name: str, spec: Mapping[str, Any], cfg: Mapping[str, Any], fingerprint: str, threshold: float
 ) -> str:
@@ -64,6 +84,7 @@ def study_name_for(
         **{k: cfg[k] for k in ("seed", "sampler", "metric", "split", "k")},
         "relevance_threshold": threshold,
         "data": fingerprint,
+        "code": code_fingerprint(),
     }
     blob = json.dumps(key, sort_keys=True, default=str)
     return f"{name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"

@@ -321,3 +321,31 @@ def test_trials_can_score_a_sample_of_the_valid_queries(tmp_path, train_data):
     with pytest.raises(ConfigError, match=r"tune.models.bm25.queries: expected a positive"):
         bad = {"bm25": {**cfg["models"]["bm25"], "queries": 0}}
         tune_model("bm25", BM25, {"models": bad}, train_data)
+
+
+def test_resume_after_a_code_change_tunes_again(tmp_path, train_data, bm25_tune, monkeypatch):
+    from shelflab.tuning import storage as study_storage
+
+    db = sqlite(tmp_path)
+    first = tune_model("bm25", BM25, bm25_tune, train_data, storage=db, trials=2)
+    # other code ran those trials: the same search is another study, tuned from scratch
+    monkeypatch.setattr(study_storage, "code_fingerprint", lambda: "other-code")
+    again = tune_model("bm25", BM25, bm25_tune, train_data, storage=db, trials=2, resume=True)
+    assert again.study_name != first.study_name and again.n_trials == 2
+    assert len(optuna.load_study(study_name=again.study_name, storage=db).trials) == 2
+
+
+def test_source_digest_follows_names_and_bytes(tmp_path):
+    from shelflab.tuning.storage import source_digest
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    first = source_digest(tmp_path)
+    (tmp_path / "pkg" / "notes.txt").write_text("still not code")
+    assert source_digest(tmp_path) == first
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    changed = source_digest(tmp_path)
+    assert changed != first
+    (tmp_path / "pkg" / "a.py").rename(tmp_path / "pkg" / "b.py")
+    assert source_digest(tmp_path) not in (first, changed)
