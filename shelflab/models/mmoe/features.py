@@ -1,9 +1,13 @@
 """Candidates of a first stage and the dense features of each (user, candidate) pair, as the
-MMoE reads them: fixed-width (queries x candidates) arrays, -1 where a query has fewer."""
+MMoE reads them: fixed-width (queries x candidates) arrays, -1 where a query has fewer; and
+the run those arrays' scores give."""
 
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
+
+from shelflab.contract import ITEM_ID, QUERY_ID, RANK, SCORE, add_rank
 
 # the dense inputs of a pair, in column order
 DENSE_FEATURES = (
@@ -54,3 +58,21 @@ def dense_features(
     ).astype(np.float32)
     out[~valid] = 0.0
     return out
+
+
+def candidates_run(
+    qids: list[str], cand: np.ndarray, score: np.ndarray, item_ids: list[str], k: int
+) -> pl.DataFrame:
+    """The top `k` of each query's candidates (`cand`: (B, C) item indices, -1 = none) by
+    `score` (B, C), as a run (ties by the contract's rule)."""
+    keep = cand >= 0
+    names = np.asarray(item_ids, dtype=object)
+    run = pl.DataFrame(
+        {
+            QUERY_ID: np.repeat(np.asarray(qids, dtype=object), keep.sum(axis=1)),
+            ITEM_ID: names[cand[keep]],
+            SCORE: score[keep].astype(np.float64),
+        },
+        schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64},
+    )
+    return add_rank(run).filter(pl.col(RANK) <= k).cast({RANK: pl.Int64})

@@ -96,6 +96,15 @@ def rating_labels(is_next: np.ndarray, stars: list[float], scale: dict[str, floa
     return out
 
 
+def mean_rating_logit(scale: dict[str, float]) -> float:
+    """The logit whose predicted rating is the training mean: the rating tower's starting bias,
+    so that it starts as the mean-rating baseline instead of mid-scale, which one label per
+    user moves only slowly."""
+    prior = (scale["mean"] - scale["lo"]) / (scale["hi"] - scale["lo"])
+    prior = min(max(prior, 1e-3), 1 - 1e-3)
+    return float(np.log(prior / (1 - prior)))
+
+
 def rating_scores(
     labels: np.ndarray, logits: np.ndarray, scale: dict[str, float]
 ) -> dict[str, float]:

@@ -34,15 +34,21 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from shelflab.contract import GRADE, HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE, add_rank
+from shelflab.contract import GRADE, HISTORY, ITEM_ID, QUERY_ID, RANK, SCORE
 from shelflab.errors import ConfigError
 from shelflab.models.base import TrainData
 from shelflab.models.composite import Composite, check_components
 from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
-from shelflab.models.mmoe.features import DENSE_FEATURES, dense_features, top_candidates
+from shelflab.models.mmoe.features import (
+    DENSE_FEATURES,
+    candidates_run,
+    dense_features,
+    top_candidates,
+)
 from shelflab.models.mmoe.labels import (
     attribute_matrix,
+    mean_rating_logit,
     rating_labels,
     rating_range,
     rating_scores,
@@ -146,6 +152,8 @@ class MMoERetriever(Composite):
     def fit(self, train: TrainData) -> None:
         import torch
 
+        from shelflab.models.semantic_ids import catalog_text_embeddings
+
         p = self.params
         rated = "rating" in p["tasks"]  # checked before the components' training
         stars = target_ratings(train.train_queries, train.train_qrels) if rated else None
@@ -158,7 +166,7 @@ class MMoERetriever(Composite):
         sequences = [encoded[i] for i in keep]
         counts = item_counts(sequences, n_items)
         self.popularity = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)
-        self.text_emb = _item_text(train, first.item_ids, p, self.ctx)
+        self.text_emb = catalog_text_embeddings(train, first.item_ids, p, self.ctx, "mmoe")
         attrs = attribute_matrix(train, first.item_ids) if "attribute" in p["tasks"] else None
         ratings = None
         if stars is not None:
@@ -168,8 +176,9 @@ class MMoERetriever(Composite):
                                   p["train_candidates"], attrs, ratings)  # fmt: skip
         valid = self._valid_examples(train, attrs, rated) if has_valid(train) else None
         self.net = self._build().to(self.device)
-        if ratings is not None:
-            self._start_at_the_mean_rating()
+        if ratings is not None:  # the rating tower starts by predicting the training mean
+            tower = self.net.towers[p["tasks"].index("rating")]
+            torch.nn.init.constant_(tower[-1].bias, mean_rating_logit(self.ratings))
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         rng = np.random.default_rng(p["seed"])
@@ -207,18 +216,6 @@ class MMoERetriever(Composite):
             tasks=len(p["tasks"]), gates=len(p["tasks"]) if p["gates"] == "per_task" else 1,
             dropout=p["dropout"],
         )  # fmt: skip
-
-    def _start_at_the_mean_rating(self) -> None:
-        """The rating tower's output bias at the logit of the training mean: it starts by
-        predicting the mean (the baseline its RMSE is compared with) instead of mid-scale,
-        which one label per user moves only slowly."""
-        import torch
-
-        lo, hi, mean = self.ratings["lo"], self.ratings["hi"], self.ratings["mean"]
-        prior = min(max((mean - lo) / (hi - lo), 1e-3), 1 - 1e-3)
-        tower = self.net.towers[self.params["tasks"].index("rating")]
-        with torch.no_grad():
-            tower[-1].bias.fill_(float(np.log(prior / (1 - prior))))
 
     def _examples(
         self,
@@ -280,23 +277,14 @@ class MMoERetriever(Composite):
 
     def _step(self, opt, batch: dict[str, np.ndarray]) -> float:
         import torch
-        import torch.nn.functional as F
+
+        from shelflab.models.mmoe.losses import multitask_loss
 
         t = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         logits, _ = self.net(t["hist"], t["cand"] + 1, t["dense"])
-        valid = t["cand"] >= 0
-        has_target = t["next_item"].any(dim=1)
-        loss = torch.zeros((), device=self.device)
-        if has_target.any():  # users whose next item the first stage missed teach task 0 nothing
-            main = logits[..., 0].masked_fill(~valid, float("-inf"))[has_target]
-            loss = F.cross_entropy(main, t["next_item"][has_target].float().argmax(dim=1))
-        for j, task in enumerate(self.params["tasks"][1:], start=1):
-            label = t[task].float()
-            has = valid & ~torch.isnan(label)  # rating: only the next item has a label
-            if has.any():
-                bce = F.binary_cross_entropy_with_logits(logits[..., j][has], label[has])
-                loss = loss + self.params["aux_weight"] * bce
-        if not loss.requires_grad:  # one task, and no user of the batch has a label for it
+        p = self.params
+        loss = multitask_loss(logits, t["cand"], t, p["tasks"], p["aux_weight"])
+        if not loss.requires_grad:  # no user of the batch has a label for any task
             return 0.0
         opt.zero_grad()
         loss.backward()
@@ -322,7 +310,7 @@ class MMoERetriever(Composite):
     def _valid_ndcg(self, valid: dict[str, Any]) -> float:
         self.net.eval()
         logits, _ = self._forward(valid)
-        run = _run(valid["qids"], valid["cand"], logits[..., 0], self.first.item_ids, 10)
+        run = candidates_run(valid["qids"], valid["cand"], logits[..., 0], self.first.item_ids, 10)
         self.net.train()
         return score_run(run, valid["qrels"], "ndcg@10")
 
@@ -366,7 +354,7 @@ class MMoERetriever(Composite):
                 ranks[row_of[q], rank - 1] = rank
         scores = np.asarray(first.score(hist), dtype=np.float64)
         logits, gates = self._forward(self._arrays(hist, cand, ranks, scores, self.i2i))
-        return _run(qids, cand, logits[..., 0], first.item_ids, k), gates[cand >= 0]
+        return candidates_run(qids, cand, logits[..., 0], first.item_ids, k), gates[cand >= 0]
 
     def diagnostics(self, queries: pl.DataFrame, k: int) -> dict[str, float]:
         out = super().diagnostics(queries, k)
@@ -408,23 +396,3 @@ class MMoERetriever(Composite):
         state = torch.load(Path(model_dir) / "mmoe.pt", map_location=self.device, weights_only=True)
         self.net.load_state_dict(state)
         self.net.to(self.device).eval()
-
-
-def _run(qids, cand: np.ndarray, score: np.ndarray, item_ids: list[str], k: int) -> pl.DataFrame:
-    keep = cand >= 0
-    names = np.asarray(item_ids, dtype=object)
-    run = pl.DataFrame(
-        {
-            QUERY_ID: np.repeat(np.asarray(qids, dtype=object), keep.sum(axis=1)),
-            ITEM_ID: names[cand[keep]],
-            SCORE: score[keep].astype(np.float64),
-        },
-        schema={QUERY_ID: pl.String, ITEM_ID: pl.String, SCORE: pl.Float64},
-    )
-    return add_rank(run).filter(pl.col(RANK) <= k).cast({RANK: pl.Int64})
-
-
-def _item_text(train: TrainData, item_ids: list[str], p: dict[str, Any], ctx: Any) -> np.ndarray:
-    from shelflab.models.semantic_ids import catalog_text_embeddings
-
-    return catalog_text_embeddings(train, item_ids, p, ctx, "mmoe").astype(np.float32)

@@ -12,14 +12,21 @@ import torch
 
 from shelflab.errors import ConfigError
 from shelflab.models import ModelContext, create
-from shelflab.models.mmoe.features import DENSE_FEATURES, dense_features, top_candidates
+from shelflab.models.mmoe.features import (
+    DENSE_FEATURES,
+    candidates_run,
+    dense_features,
+    top_candidates,
+)
 from shelflab.models.mmoe.labels import (
+    mean_rating_logit,
     rating_labels,
     rating_range,
     rating_scores,
     shares_attribute,
     target_ratings,
 )
+from shelflab.models.mmoe.losses import multitask_loss
 from shelflab.models.mmoe.net import MMoENet
 
 
@@ -83,6 +90,47 @@ def test_rating_labels_and_scores_by_hand():
     out = rating_scores(labels, np.array([[9.0, np.log(3.0)], [-np.log(3.0), 9.0]]), scale)
     assert out["rating.rmse"] == pytest.approx(0.0) and out["rating.mae"] == pytest.approx(0.0)
     assert rating_scores(np.full((1, 2), np.nan), np.zeros((1, 2)), scale) == {}
+
+
+def test_mean_rating_logit_predicts_the_mean():
+    scale = {"lo": 1.0, "hi": 5.0, "mean": 4.0}
+    assert 1 + 4 / (1 + np.exp(-mean_rating_logit(scale))) == pytest.approx(4.0)
+    assert mean_rating_logit({**scale, "mean": 5.0}) == pytest.approx(np.log(999))  # clipped
+
+
+def test_multitask_loss_by_hand():
+    import torch.nn.functional as F
+
+    logits = torch.tensor(
+        [[[2.0, 0.5], [0.0, -1.0], [9.0, 9.0]], [[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]],
+        requires_grad=True,
+    )
+    cand = torch.tensor([[4, 7, -1], [3, 5, 6]])  # row 0: the third column is padding
+    labels = {
+        "next_item": torch.tensor([[False, True, False], [False, False, False]]),
+        "rating": torch.tensor([[float("nan"), 0.75, float("nan")], [float("nan")] * 3]),
+    }
+    got = multitask_loss(logits, cand, labels, ["next_item", "rating"], 0.5)
+    # row 1's next item is no candidate: only row 0 ranks, over its two real candidates
+    ranking = -F.log_softmax(torch.tensor([2.0, 0.0]), dim=0)[1]
+    rating = F.binary_cross_entropy_with_logits(torch.tensor([-1.0]), torch.tensor([0.75]))
+    assert got.requires_grad
+    assert float(got) == pytest.approx(float(ranking + 0.5 * rating), rel=1e-6)
+    none = {k: torch.zeros_like(v) if k == "next_item" else torch.full_like(v, float("nan"))
+            for k, v in labels.items()}  # fmt: skip
+    assert not multitask_loss(logits, cand, none, ["next_item", "rating"], 0.5).requires_grad
+
+
+def test_candidates_run_keeps_the_top_k_real_candidates():
+    cand = np.array([[2, 0, -1], [1, 2, 0]])
+    score = np.array([[0.1, 0.9, 5.0], [0.3, 0.3, 0.2]])
+    run = candidates_run(["q1", "q2"], cand, score, ["a", "b", "c"], 2)
+    assert run.select("query_id", "item_id", "rank").rows() == [
+        ("q1", "a", 1),
+        ("q1", "c", 2),
+        ("q2", "c", 1),
+        ("q2", "b", 2),
+    ]  # the padding's score plays no part; q2's tie goes to the larger id (trec_eval's order)
 
 
 def test_target_ratings_follow_the_training_sequences_order():
