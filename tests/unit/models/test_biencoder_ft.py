@@ -12,7 +12,7 @@ import pytest
 
 from shelflab.errors import ConfigError, InputError
 from shelflab.models import create, load, open_model
-from shelflab.models.biencoder_ft import ENCODER_DIR, _batches
+from shelflab.models.biencoder_ft import ENCODER_DIR, duplicate_free_batches
 
 SPEC = {
     "family": "biencoder_ft",
@@ -71,17 +71,20 @@ def test_mined_rows_have_a_positive_and_hard_negatives(bctx, data):
 
 def test_batches_never_repeat_a_query_or_positive():
     rows = [["q", "p", f"q{j % 3}", f"i{j % 5}"] for j in range(30)]
-    batches = _batches(rows, 4, seed=1, epoch=0)
+    batches = duplicate_free_batches(rows, 4, seed=1, epoch=0)
     assert sum(len(b) for b in batches) == 30
     for b in batches:
         assert len({r[-2] for r in b}) == len(b) and len({r[-1] for r in b}) == len(b)
-    assert _batches(rows, 4, 1, 0) == batches and _batches(rows, 4, 1, 1) != batches
+    assert (
+        duplicate_free_batches(rows, 4, 1, 0) == batches
+        and duplicate_free_batches(rows, 4, 1, 1) != batches
+    )
 
 
 def test_batches_group_texts_of_similar_length():
     lengths = np.random.default_rng(0).integers(1, 200, 512)
     rows = [["x" * int(n), "y", f"q{j}", f"i{j}"] for j, n in enumerate(lengths)]
-    batches = _batches(rows, 8, seed=3, epoch=0)
+    batches = duplicate_free_batches(rows, 8, seed=3, epoch=0)
     assert sorted(r[-2] for b in batches for r in b) == sorted(r[-2] for r in rows)
 
     def spread(groups):  # mean (longest - shortest) text in a batch
@@ -170,7 +173,8 @@ def test_refusals(bctx, data):
 
 
 def test_untrained_encoder_is_evaluated_once_per_process(bctx, data):
-    from shelflab.models import biencoder_ft, encoders
+    from shelflab.models import encoders
+    from shelflab.models.biencoder_ft import fit as biencoder_fit
 
     spec = {**SPEC, "max_train_pairs": 32, "epochs": 1, "eval_every": 0}
     create("ft", spec, bctx).fit(data[0])
@@ -180,4 +184,4 @@ def test_untrained_encoder_is_evaluated_once_per_process(bctx, data):
     encoded = encoders.STATS["encoded_texts"] - before
     # only the end-of-epoch evaluation encodes the catalog; step 0 comes from the cache
     assert encoded == model.history["eval_items"] + model.history["eval_queries"]
-    assert model.history["evals"][0]["ndcg@10"] in biencoder_ft._START_SCORES.values()
+    assert model.history["evals"][0]["ndcg@10"] in biencoder_fit._START_SCORES.values()
