@@ -22,7 +22,7 @@ import polars as pl
 
 from shelflab.config import default_data_dir, quiet_environment
 from shelflab.models import ModelContext, create
-from shelflab.models.dense import chroma_recall_vs_exact
+from shelflab.models.ann_recall import chroma_recall_vs_exact
 
 quiet_environment()
 DATA = default_data_dir() / "home-depot-search-relevance"

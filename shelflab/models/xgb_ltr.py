@@ -67,7 +67,8 @@ from shelflab.models.hybrid import HybridRetriever
 from shelflab.models.pair_scores import pair_scores
 from shelflab.models.params import Param
 from shelflab.models.reranker import Reranker, reranker_params
-from shelflab.models.training import built_models, has_valid, report_valid, require_positive
+from shelflab.models.training import built_models, has_valid, require_positive
+from shelflab.models.xgb_training import dmatrix, report_valid_callback
 
 BOOSTER_FILE = "booster.json"
 LTR_FILE = "ltr.json"
@@ -226,13 +227,13 @@ class XGBRankerRetriever(Reranker):
             "ndcg_exp_gain": False,  # linear gain: graded float labels (0, 0.33, ...)
         }
         binary = p["objective"] == "rank:map"
-        dtrain = _dmatrix(tr, names, binary)
+        dtrain = dmatrix(tr, names, binary)
         evals = [(dtrain, "train")]
         if va is not None:
-            evals.append((_dmatrix(va, names, binary), "valid"))
+            evals.append((dmatrix(va, names, binary), "valid"))
         stop = p["early_stopping_rounds"] if va is not None and p["early_stopping_rounds"] else None
         history: dict[str, Any] = {}
-        callbacks = [_report_valid_callback(self.ctx, p["report_every"])] if va is not None else []
+        callbacks = [report_valid_callback(self.ctx, p["report_every"])] if va is not None else []
         booster = xgb.train(
             xparams,
             dtrain,
@@ -395,44 +396,3 @@ class XGBRankerRetriever(Reranker):
             for name, model in self.components.items()
             for key, value in model.diagnostics(queries, k).items()
         }
-
-
-def _report_valid_callback(ctx: Any, every: int) -> Any:
-    """An XGBoost callback passing valid ndcg@10 to `report_valid` every `every` rounds (an
-    exception it raises, e.g. optuna.TrialPruned, ends the training)."""
-    import xgboost as xgb
-
-    class ReportValid(xgb.callback.TrainingCallback):
-        def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
-            if (epoch + 1) % every == 0:
-                report_valid(ctx, (epoch + 1) // every, float(evals_log["valid"]["ndcg@10"][-1]))
-            return False
-
-    return ReportValid()
-
-
-def _dmatrix(frame: pl.DataFrame, names: list[str], binary: bool) -> Any:
-    """binary (rank:map, which takes 0/1 labels only): label = grade > 0."""
-    import numpy as np
-    import xgboost as xgb
-
-    label = frame[GRADE].to_numpy()
-    if binary:
-        label = (label > 0).astype(np.float64)
-
-    qid = frame.select(pl.col(QUERY_ID).rank("dense"))[QUERY_ID].to_numpy().astype(np.int64)
-    return xgb.DMatrix(
-        frame.select(names).to_numpy().astype(np.float32),
-        label=label,
-        qid=qid,
-        feature_names=names,
-    )
-
-
-def plot_feature_importance(model: XGBRankerRetriever, out_png: str | Path, top: int = 30) -> Path:
-    """Horizontal bar chart of the `top` features by total gain, written to `out_png`."""
-    from shelflab.evaluation.plots import importance_plot
-
-    return importance_plot(
-        model.feature_importance(), f"{model.name}: feature importance", Path(out_png), top=top
-    )

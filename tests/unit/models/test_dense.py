@@ -8,7 +8,7 @@ import pytest
 
 from shelflab.errors import ConfigError
 from shelflab.models import ModelContext, create, open_model
-from shelflab.models.dense import chroma_recall_vs_exact
+from shelflab.models.ann_recall import chroma_recall_vs_exact
 from shelflab.models.encoders import STATS, resolve_model_path
 
 

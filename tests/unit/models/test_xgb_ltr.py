@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 
 from shelflab.errors import ConfigError, InputError
+from shelflab.evaluation.plots import importance_plot
 from shelflab.models import TrainData, create
 from shelflab.models.training import fit_spec
-from shelflab.models.xgb_ltr import XGBRankerRetriever, plot_feature_importance
+from shelflab.models.xgb_ltr import XGBRankerRetriever
 
 COMPONENTS = {"bm25": {"family": "bm25"}, "dense": {"family": "dense", "chroma": False}}
 SPEC = {
@@ -87,7 +88,7 @@ def test_feature_importance_lists_every_feature(trained, tmp_path):
     assert "dense_missing" not in gain and "bm25_missing" not in gain
     assert {"overlap", "char3_jaccard", "fuzzy_token", "numeric_match", "title_chars"} <= set(gain)
     assert all(v >= 0 for v in gain.values()) and sum(gain.values()) > 0
-    out = plot_feature_importance(trained, tmp_path / "fi.png")
+    out = importance_plot(gain, "ltr: feature importance", tmp_path / "fi.png")  # as evaluate does
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
