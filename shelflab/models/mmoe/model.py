@@ -134,7 +134,7 @@ class MMoERetriever(Composite):
         self.popularity: np.ndarray | None = None
         self.history_log: list[dict[str, float]] = []
         self.fit_valid: dict[str, float] = {}
-        self.ratings: dict[str, float] = {}  # lo, hi, mean of the training ratings
+        self.ratings: dict[str, float] = {}  # the rating scale (lo, hi), the training mean
 
     @property
     def first(self) -> SequentialRetriever:
