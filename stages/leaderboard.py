@@ -9,6 +9,7 @@ from shelflab.cli.stage import run_stage
 from shelflab.config import find_root, load_params
 from shelflab.evaluation.leaderboard import build_leaderboard, format_leaderboard, with_costs
 from shelflab.layout import Layout
+from shelflab.pipeline.significance import leaderboard_stats
 from shelflab.pipeline.skipped import is_skipped
 
 
@@ -26,7 +27,7 @@ def main() -> None:
         metrics=cfg["metrics"],
         baseline=cfg["baseline"],
         sort_by=cfg["metric"],
-        **_stats(params, cfg),
+        **leaderboard_stats(params),
     )
     board = with_costs(board, {name: _costs(layout, name) for name in per_query})
     header = (
@@ -57,16 +58,6 @@ def _costs(layout: Layout, name: str) -> dict:
         return {}
     summary = json.loads(path.read_text())
     return {**summary.get("test", {}).get("_latency", {}), **summary.get("_build", {})}
-
-
-def _stats(params: dict, cfg: dict) -> dict:
-    boot, sig = params["evaluate"]["bootstrap"], cfg["significance"]
-    return {
-        "method": sig["method"],
-        "n_resamples": sig["n_resamples"],
-        "confidence": boot["confidence"],
-        "seed": sig["seed"],
-    }
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ def show_leaderboard(args: argparse.Namespace) -> str:
         format_leaderboard,
         with_costs,
     )
+    from shelflab.pipeline.significance import leaderboard_stats
 
     root = find_root()
     params = load_params() if (root / "params.yaml").is_file() else None
@@ -41,7 +42,10 @@ def show_leaderboard(args: argparse.Namespace) -> str:
         )
     if baseline not in per_query:  # params.yaml's baseline not evaluated yet: no p column
         baseline = None
-    board = build_leaderboard(per_query, metrics=metrics, baseline=baseline, sort_by=metric)
+    stats = leaderboard_stats(params) if params else {}  # the leaderboard stage's settings
+    board = build_leaderboard(
+        per_query, metrics=metrics, baseline=baseline, sort_by=metric, **stats
+    )
     board = with_costs(board, latency)
     if args.format == "table":
         return f"{experiment} — {split} split\n{format_leaderboard(board, 'table')}"

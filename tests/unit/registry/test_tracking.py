@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -155,6 +156,33 @@ def test_leaderboard_cli_from_mlflow(tracking, monkeypatch, tmp_path):
     args.baseline = "bm42"
     with pytest.raises(ConfigError, match=r"--baseline 'bm42': no such model .*bm25, hybrid"):
         show_leaderboard(args)
+
+
+def test_leaderboard_cli_uses_the_tracks_resampling_settings(tracking, monkeypatch, tmp_path):
+    # run in a track, the CLI prints what the leaderboard stage prints: the params' resampling
+    import yaml
+
+    from shelflab.evaluation.leaderboard import build_leaderboard
+
+    uri, _ = tracking
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    params = yaml.safe_load((Path(__file__).parents[3] / "params.yaml").read_text())
+    params["leaderboard"]["significance"] = {"method": "bootstrap", "n_resamples": 300, "seed": 7}
+    params["evaluate"]["bootstrap"]["confidence"] = 0.8
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(experiment="search-test", metric="ndcg@10", metrics=["ndcg@10"],
+                              split="test", baseline="bm25", format="json")  # fmt: skip
+    got = {row["model"]: row for row in json.loads(show_leaderboard(args))}
+    per_query = latest_per_query(uri, "search-test", "test")
+    want = build_leaderboard(per_query, ["ndcg@10"], "bm25", method="bootstrap", n_resamples=300,
+                             confidence=0.8, seed=7)  # fmt: skip
+    default = build_leaderboard(per_query, ["ndcg@10"], "bm25")
+    for row in want.to_dicts():
+        for key in ("ndcg@10_ci_low", "ndcg@10_ci_high", "p_value"):
+            assert got[row["model"]][key] == row[key]
+    hybrid = default.filter(pl.col("model") == "hybrid").row(0, named=True)
+    assert got["hybrid"]["ndcg@10_ci_low"] != hybrid["ndcg@10_ci_low"]  # not the defaults
 
 
 def test_unknown_experiment_is_clear(tracking):
