@@ -30,22 +30,23 @@ from shelflab.quarantine import Quarantine
 # ---------------------------------------------------------------- real data (skipped if absent)
 
 
+def _with_quarantine(reviews: Path, items: Path) -> tuple[ReviewDataset, Quarantine]:
+    q = Quarantine()
+    return load_review_dataset(reviews, items, quarantine=q), q
+
+
 @pytest.fixture(scope="module")
 def gift_cards(amazon_dir: Path) -> tuple[ReviewDataset, Quarantine]:
-    q = Quarantine()
-    ds = load_review_dataset(
-        amazon_dir / "Gift_Cards_5.json.gz", amazon_dir / "meta_Gift_Cards.json.gz", quarantine=q
+    return _with_quarantine(
+        amazon_dir / "Gift_Cards_5.json.gz", amazon_dir / "meta_Gift_Cards.json.gz"
     )
-    return ds, q
 
 
 @pytest.fixture(scope="module")
 def appliances(amazon_dir: Path) -> tuple[ReviewDataset, Quarantine]:
-    q = Quarantine()
-    ds = load_review_dataset(
-        amazon_dir / "Appliances_5.json.gz", amazon_dir / "Amazon_Appliances.item.gz", quarantine=q
+    return _with_quarantine(
+        amazon_dir / "Appliances_5.json.gz", amazon_dir / "Amazon_Appliances.item.gz"
     )
-    return ds, q
 
 
 def test_gift_cards_with_metadata(gift_cards):
