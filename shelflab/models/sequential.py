@@ -49,6 +49,14 @@ def left_padded(sequences: list[list[int]], width: int) -> np.ndarray:
     return out
 
 
+def next_item_pairs(sequences: list[list[int]], maxlen: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (history, next item) of the sequences: the last `maxlen` items before position t
+    as `left_padded` rows (item index + 1, 0 = padding) and item t's index."""
+    pairs = [(s[max(0, t - maxlen) : t], s[t]) for s in sequences for t in range(1, len(s))]
+    history = left_padded([h for h, _ in pairs], maxlen)
+    return history, np.asarray([t for _, t in pairs], dtype=np.int64)
+
+
 def cut_padding(rows: np.ndarray) -> np.ndarray:
     """`left_padded` rows without the columns that are padding in every row (at least one)."""
     width = max(1, int((rows != 0).sum(axis=1).max(initial=0)))

@@ -30,8 +30,18 @@ from shelflab.models.base import INDEX_FILE, ModelContext, TrainData
 from shelflab.models.device import resolve_device
 from shelflab.models.early_stopping import EarlyStopping
 from shelflab.models.params import Param
-from shelflab.models.sequential import SEQUENCE_PARAMS, SequentialRetriever, left_padded
-from shelflab.models.training import has_valid, record_validation, score_run, start_training
+from shelflab.models.sequential import (
+    SEQUENCE_PARAMS,
+    SequentialRetriever,
+    left_padded,
+    next_item_pairs,
+)
+from shelflab.models.training import (
+    early_stopping_split,
+    record_validation,
+    score_run,
+    start_training,
+)
 from shelflab.timing import Progress
 
 log = logging.getLogger(__name__)
@@ -86,7 +96,8 @@ class TwoTowerRetriever(SequentialRetriever):
 
             self.text_emb = catalog_text_embeddings(train, self.item_ids, p, self.ctx, self.name)
         self.net = self._build().to(self.device)
-        hist, target = _pairs(sequences, p["maxlen"])
+        hist, target = next_item_pairs(sequences, p["maxlen"])
+        target = target + 1  # item rows: 0 is the padding row of the item table
         # in-batch negatives are drawn in proportion to popularity: without the logQ correction
         # the softmax learns to push popular items down (on the Beauty sample the untuned model
         # fell below popularity)
@@ -95,7 +106,7 @@ class TwoTowerRetriever(SequentialRetriever):
                                      device=self.device)  # fmt: skip
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         rng = np.random.default_rng(p["seed"])
-        valid = (train.valid_queries, train.valid_qrels) if has_valid(train) else None
+        valid = early_stopping_split(train, 0, p["seed"])  # every valid user
         stopper = EarlyStopping.for_module(self.net, p["patience"])
         start = time.perf_counter()
         per_epoch = -(-len(target) // p["train_batch_size"])
@@ -257,11 +268,3 @@ class TwoTowerRetriever(SequentialRetriever):
         if self._chroma is not None:
             self._chroma.close()
             self._chroma = None
-
-
-def _pairs(sequences: list[list[int]], maxlen: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (last maxlen items before position t -> item t) of the training sequences, as
-    `left_padded` rows and item index + 1 targets."""
-    prefixes = [s[:t] for s in sequences for t in range(1, len(s))]
-    target = np.asarray([s[t] + 1 for s in sequences for t in range(1, len(s))], dtype=np.int64)
-    return left_padded(prefixes, maxlen), target

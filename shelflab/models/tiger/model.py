@@ -36,6 +36,7 @@ from shelflab.models.sequential import (
     cut_padding,
     item_counts,
     left_padded,
+    next_item_pairs,
 )
 from shelflab.models.training import (
     bucketed_batch_count,
@@ -108,7 +109,7 @@ class TigerRetriever(SequentialRetriever):
         counts = item_counts(sequences, len(self.item_ids))
         self.popularity = counts / max(1, counts.max(initial=0))
         self._build()
-        history, target = _examples(sequences, p["maxlen"])
+        history, target = next_item_pairs(sequences, p["maxlen"])
         lengths = (history != 0).sum(axis=1)
         opt = torch.optim.AdamW(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         valid = early_stopping_split(train, p["eval_max_queries"], p["seed"])
@@ -267,11 +268,3 @@ class TigerRetriever(SequentialRetriever):
         state = torch.load(model_dir / "tiger.pt", map_location=self.device, weights_only=True)
         self.net.load_state_dict(state)
         self.net.eval()
-
-
-def _examples(sequences: list[list[int]], maxlen: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (history, next item) of the sequences: the history's last `maxlen` items as
-    left_padded rows (item index + 1, 0 = padding) and the next item's index."""
-    pairs = [(s[max(0, t - maxlen) : t], s[t]) for s in sequences for t in range(1, len(s))]
-    history = left_padded([h for h, _ in pairs], maxlen)
-    return history, np.asarray([t for _, t in pairs], dtype=np.int64)

@@ -127,14 +127,16 @@ def test_in_batch_loss_is_logq_corrected(beauty_small, seq_ctx):
     the batch never a negative of itself; worked here in numpy from the towers' vectors."""
     import torch
 
-    from shelflab.models.sequential import training_sequences
-    from shelflab.models.two_tower import _pairs
+    from shelflab.models.sequential import next_item_pairs, training_sequences
 
     spec = {"family": "two_tower", "use_text": False, "epochs": 1, "device": "cpu",
             "temperature": 0.1}  # fmt: skip
     model = create("two_tower", spec, seq_ctx)
     model.fit(beauty_small[0])  # eval mode after fit: no dropout
-    hist, target = _pairs([model.encode(s) for s in training_sequences(beauty_small[0])], 20)
+    hist, target = next_item_pairs(
+        [model.encode(s) for s in training_sequences(beauty_small[0])], 20
+    )
+    target = target + 1  # item-table rows, as the model trains on them
     freq = np.bincount(target, minlength=len(model.item_ids) + 1) / len(target)
     batch = np.argsort(-freq[target], kind="stable")[:64]  # popular targets: repeats in the batch
     h, t = hist[batch], target[batch]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shelflab.models import ModelContext
-from shelflab.models.sequential import item_counts
+from shelflab.models.sequential import item_counts, next_item_pairs
 from shelflab.models.training import (
     POOL_BATCHES,
     bucketed_batch_count,
@@ -43,6 +43,13 @@ def test_same_seed_same_batches():
 def test_item_counts_by_hand():
     assert item_counts([[0, 2, 2], [2], []], 4).tolist() == [1, 0, 3, 0]
     assert item_counts([], 3).tolist() == [0, 0, 0]
+
+
+def test_next_item_pairs_by_hand():
+    history, target = next_item_pairs([[4, 7, 9], [2], [5, 6]], maxlen=2)
+    # (history rows: index + 1, left-padded to 2) -> next item's index; [2] gives no pair
+    assert history.tolist() == [[0, 5], [5, 8], [0, 6]]
+    assert target.tolist() == [7, 9, 6]
 
 
 def test_start_training_seeds_sets_threads_and_picks_the_device():
